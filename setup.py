@@ -1,0 +1,40 @@
+"""Installs grok_tf and its `grok-tf` command.
+
+The shipped data specs live in the top-level `data_specs/` folder and are
+installed as the package data of `grok_tf.data_specs`, so `grok-tf demo`
+finds `demo.yaml` in editable and regular installs alike.
+"""
+
+from setuptools import setup
+
+setup(
+    name="grok_tf",
+    version="0.1.0",
+    description=(
+        "GrokNet (Bell et al., KDD 2020) in TensorFlow/Keras 3: one trunk, "
+        "every commerce vision task."
+    ),
+    python_requires=">=3.11,<3.12",
+    packages=[
+        "grok_tf",
+        "grok_tf.layers",
+        "grok_tf.losses",
+        "grok_tf.trunks",
+        "grok_tf.data_specs",
+    ],
+    package_dir={"grok_tf.data_specs": "data_specs"},
+    package_data={"grok_tf.data_specs": ["*.yaml", "*.txt"]},
+    install_requires=[
+        "tensorflow~=2.21.0",
+        "keras~=3.15.0",
+        "tensorboard~=2.21",
+        "tensorflow-datasets~=4.9",
+        "scikit-learn~=1.9",
+        "numpy>=2.0,<3",
+        "pyyaml~=6.0",
+        "matplotlib~=3.11",
+        "pillow>=11",
+    ],
+    extras_require={"test": ["pytest~=9.0", "ruff~=0.17"]},
+    entry_points={"console_scripts": ["grok-tf = grok_tf.cli:main"]},
+)
