@@ -1,0 +1,1 @@
+"""The shipped data specs, installed as `grok_tf.data_specs` package data."""

@@ -1,0 +1,405 @@
+"""Dataset sources: read one split of one dataset into images and labels.
+
+Every source yields the same thing, a `Split`: image references (file paths,
+or encoded bytes for tfds) and, for each head the dataset feeds, integer
+class ids. Softmax heads get one id per image (-1 when unlabelled);
+multi-label heads get a padded id list per image (-1 padding).
+
+Sources (the `source:` field of a dataset in a spec):
+
+- `image_list`: a text file of `path, label, label, ...` lines, paths
+  relative to `root`; a label is a class id, a class name, `|`-joined ids or
+  names for multi-label heads, or empty / `-1` when unknown. Feed column `K`
+  is the K-th label after the path (0-based).
+- `image_folder`: `root/<split>/<class>/*.jpg`; feed column `class_folder`.
+- `csv_tags`: a CSV with an `image` column (path relative to `root`) and
+  label columns of `|`-joined names; feed column = the CSV column name.
+- `tfds`: a TensorFlow Datasets catalogue name; feed column = a feature name
+  (`ClassLabel` or a sequence of them). Images stay encoded
+  (`tfds.decode.SkipDecoding`) so they go through the same decoder.
+- `synthetic`: the package's synthetic catalogue, generated into `root` on
+  first use, then read as an `image_list`.
+
+Every file source also accepts feed column `path:K`, the K-th component of
+the image's relative path (e.g. `path:1` of `train/Fruit/Apple/x.jpg` is
+`Fruit`). Split names may slice their file: `tags.csv[:90%]`, `val.txt[:200]`.
+"""
+
+import csv
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from grok_tf.spec import SpecError
+from grok_tf.spec import apply_slice
+from grok_tf.spec import split_slice
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+
+
+@dataclasses.dataclass
+class Split:
+    """One split of one dataset, labels encoded as class ids.
+
+    Attributes:
+        dataset: the dataset name.
+        split: the split name.
+        refs: image file paths (absolute), or tfds references.
+        labels: head name -> int32 array: `[N]` for softmax heads, `[N, L]`
+            padded with -1 for multi-label heads.
+        images: encoded image bytes per example (tfds), or None when the
+            images are read from `refs`.
+    """
+
+    dataset: str
+    split: str
+    refs: list
+    labels: dict
+    images: list | None = None
+
+    def __len__(self):
+        return len(self.refs)
+
+
+@dataclasses.dataclass
+class _Tokens:
+    """A split before encoding: label tokens per head, with their origin."""
+
+    refs: list
+    tokens: dict  # head -> list of tuples of label tokens (str or int)
+    where: list  # "file:line" per example, for error messages
+    images: list | None = None
+    vocabularies: dict = dataclasses.field(default_factory=dict)
+
+
+def read_split(spec, dataset, split):
+    """Reads one split of `dataset` with ids encoded in the spec's vocabularies.
+
+    Args:
+        spec: a `Spec` whose vocabularies are resolved
+            (see `resolve_vocabularies`).
+        dataset: a `DatasetSpec` of `spec`.
+        split: a split name of `dataset`.
+
+    Returns:
+        A `Split`.
+
+    Raises:
+        SpecError: for a label outside its head's vocabulary, naming the file
+            and line.
+
+    Example:
+
+    >>> spec = resolve_vocabularies(load_spec("grocery.yaml"))  # doctest: +SKIP
+    >>> read_split(spec, spec.datasets[0], "val").labels["fine_class"][:3]
+    ... # doctest: +SKIP
+    array([0, 0, 0], dtype=int32)
+    """
+    raw = _read_tokens(spec, dataset, split)
+    labels = {}
+    for head_name, column in raw.tokens.items():
+        head = spec.head(head_name)
+        labels[head_name] = _encode(spec, dataset, head, column, raw.where)
+    return Split(
+        dataset=dataset.name,
+        split=split,
+        refs=raw.refs,
+        labels=labels,
+        images=raw.images,
+    )
+
+
+def resolve_vocabularies(spec):
+    """Fills in the classes of heads declared `classes: inferred`.
+
+    Names come from the training split (`train`, else the first split) of
+    every dataset feeding the head, sorted; integer ids give classes
+    `"0" .. str(max id)`; tfds `ClassLabel` features give their own names.
+    """
+    if all(head.classes is not None for head in spec.heads):
+        return spec
+    found = {h.name: set() for h in spec.heads if h.classes is None}
+    named = {}
+    for dataset in spec.datasets:
+        wanted = [h for h in dataset.feeds if h in found]
+        if not wanted:
+            continue
+        split = (
+            "train" if "train" in dataset.splits else next(iter(dataset.splits))
+        )
+        raw = _read_tokens(spec, dataset, split)
+        for head in wanted:
+            if head in raw.vocabularies:
+                named[head] = raw.vocabularies[head]
+            for labels in raw.tokens[head]:
+                found[head].update(labels)
+    heads = []
+    for head in spec.heads:
+        if head.classes is None:
+            classes = named.get(head.name) or _vocabulary_from(found[head.name])
+            if not classes:
+                raise SpecError(
+                    spec.where(f"heads.{head.name}.classes")
+                    + ": inferred, but the data has no labels for this head"
+                )
+            head = dataclasses.replace(head, classes=tuple(classes))
+        heads.append(head)
+    return spec.replace_heads(heads)
+
+
+def _vocabulary_from(tokens):
+    if all(isinstance(t, int) for t in tokens):
+        return [str(i) for i in range(max(tokens) + 1)] if tokens else []
+    return sorted(str(t) for t in tokens)
+
+
+def _encode(spec, dataset, head, column, where):
+    """Turns label tokens into ids, checking them against the vocabulary."""
+    index = {name: i for i, name in enumerate(head.classes)}
+    width = max((len(labels) for labels in column), default=0)
+    if not head.multilabel and width > 1:
+        row = next(i for i, labels in enumerate(column) if len(labels) > 1)
+        raise SpecError(
+            f"{where[row]}: head '{head.name}' is {head.type} but the image "
+            f"has {len(column[row])} labels"
+        )
+    ids = np.full((len(column), max(width, 1)), -1, dtype=np.int32)
+    for row, labels in enumerate(column):
+        for j, token in enumerate(labels):
+            if isinstance(token, int):
+                if not 0 <= token < len(head.classes):
+                    raise SpecError(
+                        f"{where[row]}: head '{head.name}': class id {token} "
+                        f"out of range ({len(head.classes)} classes)"
+                    )
+                ids[row, j] = token
+            elif token in index:
+                ids[row, j] = index[token]
+            else:
+                raise SpecError(
+                    f"{where[row]}: head '{head.name}': unknown class "
+                    f"{token!r} (not in its {len(head.classes)} classes)"
+                )
+    return ids if head.multilabel else ids[:, 0]
+
+
+def _read_tokens(spec, dataset, split):
+    if split not in dataset.splits:
+        raise SpecError(
+            f"{spec.path.name}: datasets.{dataset.name}.splits: no split "
+            f"{split!r} (has {', '.join(dataset.splits)})"
+        )
+    reader = _READERS[dataset.source]
+    return reader(spec, dataset, dataset.splits[split])
+
+
+def _parse_token(text):
+    text = text.strip()
+    if not text or text == "-1":
+        return ()
+    parts = [p.strip() for p in text.split("|") if p.strip()]
+    return tuple(int(p) if _is_int(p) else p for p in parts)
+
+
+def _is_int(text):
+    return text.lstrip("-").isdigit()
+
+
+def _path_part(spec, dataset, relative, column, where):
+    try:
+        k = int(column.split(":", 1)[1])
+        return (Path(relative).parts[k],)
+    except (ValueError, IndexError):
+        raise SpecError(
+            f"{where}: feed {column!r} of dataset '{dataset.name}': the path "
+            f"{relative!r} has no component {column.split(':', 1)[1]}"
+        ) from None
+
+
+def _collect(spec, dataset, rows, label_of):
+    """Builds `_Tokens` from `(relative_path, where, row)` triples."""
+    refs, where = [], []
+    tokens = {head: [] for head in dataset.feeds}
+    for relative, origin, row in rows:
+        refs.append(str(dataset.root / relative))
+        where.append(origin)
+        for head, column in dataset.feeds.items():
+            if isinstance(column, str) and column.startswith("path:"):
+                value = _path_part(spec, dataset, relative, column, origin)
+            else:
+                value = label_of(row, column, origin)
+            tokens[head].append(value)
+    return _Tokens(refs=refs, tokens=tokens, where=where)
+
+
+def _read_image_list(spec, dataset, ref):
+    name, bounds = split_slice(ref)
+    path = dataset.root / name
+    lines = [
+        (i + 1, line)
+        for i, line in enumerate(path.read_text().splitlines())
+        if line.strip() and not line.lstrip().startswith("#")
+    ]
+    lines = apply_slice(lines, bounds)
+
+    def rows():
+        for number, line in lines:
+            parts = [p.strip() for p in line.split(",")]
+            yield parts[0], f"{path}:{number}", parts[1:]
+
+    def label_of(row, column, origin):
+        if not isinstance(column, int) or column < 0:
+            raise SpecError(
+                f"{spec.path.name}: datasets.{dataset.name}.feeds: an "
+                f"image_list column is a label index >= 0 or 'path:K', got "
+                f"{column!r}"
+            )
+        if column >= len(row):
+            raise SpecError(
+                f"{origin}: has {len(row)} label columns, feed of dataset "
+                f"'{dataset.name}' asks for column {column}"
+            )
+        return _parse_token(row[column])
+
+    return _collect(spec, dataset, rows(), label_of)
+
+
+def _read_image_folder(spec, dataset, ref):
+    name, bounds = split_slice(ref)
+    folder = dataset.root / name
+    files = sorted(
+        p
+        for p in folder.glob("*/*")
+        if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+    )
+    files = apply_slice(files, bounds)
+
+    def rows():
+        for file in files:
+            yield file.relative_to(dataset.root), str(file), file.parent.name
+
+    def label_of(row, column, origin):
+        if column != "class_folder":
+            raise SpecError(
+                f"{spec.path.name}: datasets.{dataset.name}.feeds: an "
+                f"image_folder column is 'class_folder' or 'path:K', got "
+                f"{column!r}"
+            )
+        return (row,)
+
+    return _collect(spec, dataset, rows(), label_of)
+
+
+def _read_csv_tags(spec, dataset, ref):
+    name, bounds = split_slice(ref)
+    path = dataset.root / name
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        records = [(i + 2, row) for i, row in enumerate(reader)]
+    if "image" not in header:
+        raise SpecError(f"{path}: no 'image' column (has {header})")
+    records = apply_slice(records, bounds)
+
+    def rows():
+        for number, row in records:
+            yield row["image"], f"{path}:{number}", row
+
+    def label_of(row, column, origin):
+        if column not in header:
+            raise SpecError(
+                f"{spec.path.name}: datasets.{dataset.name}.feeds: column "
+                f"{column!r} not in {path.name} (has {header})"
+            )
+        return _parse_token(row[column] or "")
+
+    return _collect(spec, dataset, rows(), label_of)
+
+
+def _read_synthetic(spec, dataset, ref):
+    from grok_tf.synthetic_catalog import VOCABULARY_FILES
+    from grok_tf.synthetic_catalog import CatalogConfig
+    from grok_tf.synthetic_catalog import generate_synthetic_catalog
+
+    options = dict(dataset.options.get("config") or {})
+    options.setdefault("seed", dataset.options.get("seed", 0))
+    try:
+        config = CatalogConfig(**options)
+    except TypeError as error:
+        raise SpecError(
+            f"{spec.path.name}: datasets.{dataset.name}.config: {error}"
+        ) from None
+    generate_synthetic_catalog(dataset.root, config)
+    if not (dataset.root / split_slice(ref)[0]).exists():
+        raise SpecError(
+            f"{spec.path.name}: datasets.{dataset.name}.splits: split file "
+            f"not found: {dataset.root / split_slice(ref)[0]}"
+        )
+    tokens = _read_image_list(spec, dataset, ref)
+    for head, column in dataset.feeds.items():
+        if isinstance(column, int) and 0 <= column < len(VOCABULARY_FILES):
+            text = (dataset.root / VOCABULARY_FILES[column]).read_text()
+            tokens.vocabularies[head] = tuple(text.splitlines())
+    return tokens
+
+
+def _read_tfds(spec, dataset, ref):
+    import tensorflow_datasets as tfds
+
+    catalog = dataset.options["catalog"]
+    image_key = dataset.options.get("image_key", "image")
+    try:
+        builder = tfds.builder(
+            catalog, data_dir=dataset.options.get("data_dir")
+        )
+        ds = builder.as_dataset(
+            split=ref,
+            decoders={image_key: tfds.decode.SkipDecoding()},
+            read_config=tfds.ReadConfig(add_tfds_id=True),
+        )
+    except Exception as error:  # tfds raises many unrelated error types
+        raise SpecError(
+            f"{spec.path.name}: datasets.{dataset.name}: cannot read tfds "
+            f"catalogue {catalog!r} split {ref!r}: {error}"
+        ) from error
+    features = builder.info.features
+    vocabularies = {}
+    for head, column in dataset.feeds.items():
+        if column not in features:
+            raise SpecError(
+                f"{spec.path.name}: datasets.{dataset.name}.feeds.{head}: "
+                f"{catalog} has no feature {column!r} (has "
+                f"{', '.join(features.keys())})"
+            )
+        feature = features[column]
+        feature = getattr(feature, "feature", feature)
+        names = getattr(feature, "names", None)
+        if names:
+            vocabularies[head] = tuple(names)
+    refs, images, where = [], [], []
+    tokens = {head: [] for head in dataset.feeds}
+    for example in tfds.as_numpy(ds):
+        ref_id = example["tfds_id"].decode()
+        refs.append(f"tfds:{catalog}/{ref_id}")
+        where.append(f"tfds:{catalog}/{ref_id}")
+        images.append(example[image_key])
+        for head, column in dataset.feeds.items():
+            value = np.atleast_1d(example[column])
+            tokens[head].append(tuple(int(v) for v in value if v >= 0))
+    return _Tokens(
+        refs=refs,
+        tokens=tokens,
+        where=where,
+        images=images,
+        vocabularies=vocabularies,
+    )
+
+
+_READERS = {
+    "image_list": _read_image_list,
+    "image_folder": _read_image_folder,
+    "csv_tags": _read_csv_tags,
+    "synthetic": _read_synthetic,
+    "tfds": _read_tfds,
+}

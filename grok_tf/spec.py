@@ -1,0 +1,599 @@
+"""Data specs: the YAML file that names the model, the heads and the datasets.
+
+A spec is validated when it is loaded. Every mistake raises `SpecError` with
+one line that names the spec file and the field, e.g.::
+
+    grocery.yaml: datasets[0].images_per_batch: must be a positive integer,
+    got -4
+
+Layout of a spec (see `data_specs/*.yaml` for complete examples)::
+
+    model:                      # all optional
+      trunk: small_cnn          # resnext101_32x4d | resnet50 | ...
+      weights: null             # or imagenet
+      input_size: 64
+      embedding_size: 400
+      gem_p: 3.0
+    training:                   # all optional; CLI flags override
+      epochs: 3
+      steps_per_epoch: 50
+    heads:
+      - name: category
+        type: softmax           # or multilabel_softmax (arcface,
+                                # multilabel_arcface, pairwise: later)
+        classes: inferred       # or [a, b, c] or {file: f.txt}
+                                # or {file: f.csv, column: C, id_column: I}
+        loss_weight: 1.0
+    datasets:
+      - name: photos
+        source: image_list      # image_folder | csv_tags | tfds | synthetic
+        root: ${GROK_DATA}/grocery
+        splits: {train: train.txt, val: val.txt}
+        images_per_batch: 16
+        feeds: {category: 0}    # head -> label column of this source
+
+Strings expand `${VAR}` and `${VAR:-default}` environment variables and `~`;
+relative paths are relative to the spec file's folder. Vocabulary files and
+split files must exist when the spec is loaded. Heads whose classes are
+`inferred` are resolved from the data by `grok_tf.sources`.
+"""
+
+import dataclasses
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+HEAD_TYPES = (
+    "softmax",
+    "multilabel_softmax",
+    "arcface",
+    "multilabel_arcface",
+    "pairwise",
+)
+IMPLEMENTED_HEAD_TYPES = ("softmax", "multilabel_softmax")
+MULTILABEL_HEAD_TYPES = ("multilabel_softmax", "multilabel_arcface")
+SOURCES = ("image_list", "image_folder", "csv_tags", "tfds", "synthetic")
+RESERVED_OUTPUT_NAMES = ("embedding", "features")
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+class SpecError(ValueError):
+    """A data spec (or the data it names) is wrong; the message says where."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSpec:
+    """The `model:` section: trunk and embedding geometry."""
+
+    trunk: str = "small_cnn"
+    weights: str | None = None
+    input_size: int = 64
+    embedding_size: int = 400
+    gem_p: float = 3.0
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainingSpec:
+    """The `training:` section: defaults for `grok-tf train`."""
+
+    epochs: int = 5
+    steps_per_epoch: int = 100
+    validation_steps: int | None = None
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-4
+    shuffle_buffer: int = 2048
+    seed: int = 0
+    crop_area: tuple[float, float] = (0.35, 1.0)
+    flip: bool = True
+    brightness: float = 0.15
+    contrast: float = 0.15
+    saturation: float = 0.15
+    hue: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadSpec:
+    """One output head: a label group with its loss.
+
+    `classes` is `None` while the vocabulary is still to be inferred from
+    the data (see `grok_tf.sources.resolve_vocabularies`).
+    """
+
+    name: str
+    type: str
+    classes: tuple[str, ...] | None
+    loss_weight: float = 1.0
+
+    @property
+    def multilabel(self):
+        return self.type in MULTILABEL_HEAD_TYPES
+
+    @property
+    def num_classes(self):
+        return len(self.classes)
+
+
+@dataclasses.dataclass(frozen=True)
+class DatasetSpec:
+    """One dataset: where its images are and which heads it feeds.
+
+    `feeds` maps a head name to the label column of the source: an int
+    column of a list file, a CSV column or tfds feature name, `class_folder`
+    for image folders, or `path:K` for the K-th component of the image path.
+    `options` holds source-specific settings (`catalog`, `data_dir`,
+    `image_key` for tfds; `seed` and `config` for synthetic).
+    """
+
+    name: str
+    source: str
+    root: Path | None
+    splits: dict[str, str]
+    images_per_batch: int
+    feeds: dict[str, Any]
+    options: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """A loaded, validated data spec."""
+
+    path: Path
+    model: ModelSpec
+    training: TrainingSpec
+    heads: tuple[HeadSpec, ...]
+    datasets: tuple[DatasetSpec, ...]
+    text: str
+
+    def head(self, name):
+        for head in self.heads:
+            if head.name == name:
+                return head
+        raise KeyError(name)
+
+    def split_names(self):
+        return sorted({s for d in self.datasets for s in d.splits})
+
+    def replace_heads(self, heads):
+        return dataclasses.replace(self, heads=tuple(heads))
+
+    def where(self, field):
+        """The `file: field` prefix used by every error about this spec."""
+        return f"{self.path.name}: {field}"
+
+
+_SOURCE_KEYS = {
+    "image_list": {"root"},
+    "image_folder": {"root"},
+    "csv_tags": {"root"},
+    "tfds": {"catalog", "data_dir", "image_key"},
+    "synthetic": {"root", "seed", "config"},
+}
+_DATASET_KEYS = {"name", "source", "splits", "images_per_batch", "feeds"}
+_HEAD_KEYS = {"name", "type", "classes", "loss_weight"}
+_TOP_KEYS = {"model", "training", "heads", "datasets"}
+
+
+class _Reader:
+    """Walks the parsed YAML, raising `SpecError` at the first mistake."""
+
+    def __init__(self, path):
+        self.path = path
+        self.folder = path.parent
+
+    def fail(self, field, message):
+        raise SpecError(f"{self.path.name}: {field}: {message}")
+
+    def check_keys(self, field, mapping, allowed, required=()):
+        if not isinstance(mapping, dict):
+            self.fail(field, f"must be a mapping, got {_kind(mapping)}")
+        for key in mapping:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), sorted(allowed), 1)
+                extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+                where = f"{field}.{key}" if field else str(key)
+                self.fail(where, f"unknown key{extra}")
+        for key in required:
+            if key not in mapping:
+                where = f"{field}.{key}" if field else str(key)
+                self.fail(where, "missing required field")
+
+    def expand(self, field, value):
+        if not isinstance(value, str):
+            self.fail(field, f"must be a string, got {_kind(value)}")
+
+        def substitute(match):
+            name, default = match.group(1), match.group(2)
+            if name in os.environ and os.environ[name]:
+                return os.environ[name]
+            if default is not None:
+                return default
+            self.fail(
+                field,
+                f"environment variable {name} is not set (use "
+                f"${{{name}:-default}} for a fallback)",
+            )
+
+        return os.path.expanduser(_VARIABLE.sub(substitute, value))
+
+    def path_of(self, field, value, must_exist=True, kind="file"):
+        path = Path(self.expand(field, value))
+        if not path.is_absolute():
+            path = (self.folder / path).resolve()
+        if must_exist and not path.exists():
+            self.fail(field, f"{kind} not found: {path}")
+        return path
+
+    def positive_int(self, field, value, minimum=1):
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(field, f"must be an integer, got {_kind(value)}")
+        if value < minimum:
+            word = "positive" if minimum == 1 else f">= {minimum}"
+            self.fail(field, f"must be a {word} integer, got {value}")
+        return value
+
+    def number(self, field, value, positive=False):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(field, f"must be a number, got {_kind(value)}")
+        if positive and value <= 0:
+            self.fail(field, f"must be positive, got {value}")
+        if value < 0:
+            self.fail(field, f"must not be negative, got {value}")
+        return float(value)
+
+    def name(self, field, value):
+        if not isinstance(value, str) or not _NAME_PATTERN.match(value):
+            self.fail(
+                field,
+                f"must be an identifier (letters, digits, _), got {value!r}",
+            )
+        return value
+
+    def section(self, field, raw, cls, checks):
+        raw = {} if raw is None else raw
+        names = {f.name for f in dataclasses.fields(cls)}
+        self.check_keys(field, raw, names)
+        values = {}
+        for key, value in raw.items():
+            values[key] = checks.get(key, lambda f, v: v)(
+                f"{field}.{key}", value
+            )
+        return cls(**values)
+
+    def model(self, raw):
+        from grok_tf.trunks import TRUNKS
+
+        def trunk(field, value):
+            if value not in TRUNKS:
+                self.fail(
+                    field,
+                    f"unknown trunk {value!r}; choose one of "
+                    f"{', '.join(TRUNKS)}",
+                )
+            return value
+
+        def weights(field, value):
+            if value not in (None, "imagenet"):
+                self.fail(field, f"must be null or 'imagenet', got {value!r}")
+            return value
+
+        return self.section(
+            "model",
+            raw,
+            ModelSpec,
+            {
+                "trunk": trunk,
+                "weights": weights,
+                "input_size": lambda f, v: self.positive_int(f, v, 32),
+                "embedding_size": self.positive_int,
+                "gem_p": lambda f, v: self.number(f, v, positive=True),
+            },
+        )
+
+    def training(self, raw):
+        def crop_area(field, value):
+            if (
+                not isinstance(value, list | tuple)
+                or len(value) != 2
+                or not 0 < self.number(field, value[0]) <= value[1] <= 1
+            ):
+                self.fail(field, f"must be [min, max] in (0, 1], got {value}")
+            return (float(value[0]), float(value[1]))
+
+        def hue(field, value):
+            if self.number(field, value) > 0.5:
+                self.fail(field, f"must be in [0, 0.5], got {value}")
+            return float(value)
+
+        def optional_int(field, value):
+            return None if value is None else self.positive_int(field, value)
+
+        def flag(field, value):
+            if not isinstance(value, bool):
+                self.fail(field, f"must be true or false, got {value!r}")
+            return value
+
+        checks = {
+            "epochs": self.positive_int,
+            "steps_per_epoch": self.positive_int,
+            "validation_steps": optional_int,
+            "learning_rate": lambda f, v: self.number(f, v, positive=True),
+            "shuffle_buffer": self.positive_int,
+            "seed": lambda f, v: self.positive_int(f, v, 0),
+            "crop_area": crop_area,
+            "flip": flag,
+        }
+        for key in ("weight_decay", "brightness", "contrast", "saturation"):
+            checks[key] = self.number
+        checks["hue"] = hue
+        return self.section("training", raw, TrainingSpec, checks)
+
+    def classes(self, field, value):
+        if value is None or value == "inferred":
+            return None
+        if isinstance(value, list):
+            names = tuple(str(v) for v in value)
+            if not names:
+                self.fail(field, "must list at least one class")
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                self.fail(field, f"duplicate class names: {duplicates}")
+            return names
+        if isinstance(value, dict):
+            self.check_keys(
+                field, value, {"file", "column", "id_column"}, ("file",)
+            )
+            path = self.path_of(f"{field}.file", value["file"])
+            return _read_vocabulary(
+                self, field, path, value.get("column"), value.get("id_column")
+            )
+        self.fail(
+            field,
+            "must be 'inferred', a list of names or {file: ...}, got "
+            f"{_kind(value)}",
+        )
+
+    def head(self, field, raw):
+        self.check_keys(field, raw, _HEAD_KEYS, ("name", "type"))
+        name = self.name(f"{field}.name", raw["name"])
+        if name in RESERVED_OUTPUT_NAMES:
+            self.fail(f"{field}.name", f"{name!r} is reserved for the model")
+        kind = raw["type"]
+        if kind not in HEAD_TYPES:
+            self.fail(
+                f"{field}.type",
+                f"unknown head type {kind!r}; choose one of "
+                f"{', '.join(HEAD_TYPES)}",
+            )
+        return HeadSpec(
+            name=name,
+            type=kind,
+            classes=self.classes(f"{field}.classes", raw.get("classes")),
+            loss_weight=self.number(
+                f"{field}.loss_weight", raw.get("loss_weight", 1.0)
+            ),
+        )
+
+    def dataset(self, field, raw, heads):
+        if not isinstance(raw, dict):
+            self.fail(field, f"must be a mapping, got {_kind(raw)}")
+        source = raw.get("source")
+        if source not in SOURCES:
+            self.fail(
+                f"{field}.source",
+                f"unknown source {source!r}; choose one of {', '.join(SOURCES)}"
+                if source is not None
+                else "missing required field",
+            )
+        allowed = _DATASET_KEYS | _SOURCE_KEYS[source]
+        required = {"name", "splits", "images_per_batch", "feeds"}
+        required |= {"catalog"} if source == "tfds" else {"root"}
+        self.check_keys(field, raw, allowed, sorted(required))
+        name = self.name(f"{field}.name", raw["name"])
+        images_per_batch = self.positive_int(
+            f"{field}.images_per_batch", raw["images_per_batch"]
+        )
+        root = None
+        if "root" in raw:
+            root = self.path_of(
+                f"{field}.root",
+                raw["root"],
+                must_exist=source != "synthetic",
+                kind="folder",
+            )
+        splits = raw["splits"]
+        if not isinstance(splits, dict) or not splits:
+            self.fail(f"{field}.splits", "must map split names to files")
+        for split, ref in splits.items():
+            if not isinstance(ref, str):
+                self.fail(f"{field}.splits.{split}", "must be a string")
+            if source in ("image_list", "image_folder", "csv_tags"):
+                target = root / _strip_slice(ref)
+                if not target.exists():
+                    self.fail(
+                        f"{field}.splits.{split}",
+                        f"split file not found: {target}",
+                    )
+        feeds = raw["feeds"]
+        if not isinstance(feeds, dict) or not feeds:
+            self.fail(f"{field}.feeds", "must map head names to label columns")
+        for head in feeds:
+            if head not in heads:
+                hint = difflib.get_close_matches(str(head), sorted(heads), 1)
+                extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+                self.fail(f"{field}.feeds.{head}", f"no such head{extra}")
+        options = {
+            key: raw[key]
+            for key in _SOURCE_KEYS[source] - {"root"}
+            if key in raw
+        }
+        if "data_dir" in options:
+            options["data_dir"] = str(
+                self.path_of(
+                    f"{field}.data_dir", options["data_dir"], must_exist=False
+                )
+            )
+        return DatasetSpec(
+            name=name,
+            source=source,
+            root=root,
+            splits=dict(splits),
+            images_per_batch=images_per_batch,
+            feeds=dict(feeds),
+            options=options,
+        )
+
+
+def load_spec(path):
+    """Loads and validates a data spec.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        A `Spec`. Heads with `classes: inferred` have `classes=None` until
+        `grok_tf.sources.resolve_vocabularies` fills them in.
+
+    Raises:
+        SpecError: naming the file and the field of the first mistake.
+
+    Example:
+
+    >>> spec = load_spec("data_specs/demo.yaml")  # doctest: +SKIP
+    >>> [h.name for h in spec.heads]  # doctest: +SKIP
+    ['category', 'colour', 'pattern', 'queries']
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found")
+    text = path.read_text()
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f"line {mark.line + 1}" if mark else "YAML"
+        raise SpecError(f"{path.name}: {line}: invalid YAML") from error
+    return parse_spec(raw, path, text)
+
+
+def parse_spec(raw, path, text=""):
+    """Validates an already parsed spec mapping (see `load_spec`)."""
+    path = Path(path)
+    reader = _Reader(path)
+    reader.check_keys("", raw, _TOP_KEYS, ("heads", "datasets"))
+    for key in ("heads", "datasets"):
+        if not isinstance(raw[key], list) or not raw[key]:
+            reader.fail(key, "must be a non-empty list")
+    heads = [reader.head(f"heads[{i}]", h) for i, h in enumerate(raw["heads"])]
+    _check_unique(reader, "heads", [h.name for h in heads])
+    names = {h.name for h in heads}
+    datasets = [
+        reader.dataset(f"datasets[{i}]", d, names)
+        for i, d in enumerate(raw["datasets"])
+    ]
+    _check_unique(reader, "datasets", [d.name for d in datasets])
+    for i, head in enumerate(heads):
+        if not any(head.name in d.feeds for d in datasets):
+            reader.fail(
+                f"heads[{i}]", f"head '{head.name}' is fed by no dataset"
+            )
+    return Spec(
+        path=path,
+        model=reader.model(raw.get("model")),
+        training=reader.training(raw.get("training")),
+        heads=tuple(heads),
+        datasets=tuple(datasets),
+        text=text,
+    )
+
+
+def split_slice(ref):
+    """Splits `"file.txt[10%:90%]"` into `("file.txt", (start, stop))`.
+
+    Bounds are fractions (from `N%`) or absolute counts, `None` when open;
+    `("file.txt", None)` when there is no slice.
+    """
+    match = re.fullmatch(r"(.*)\[([^\]]*)\]", ref)
+    if not match:
+        return ref, None
+    base, body = match.groups()
+    if body.count(":") != 1:
+        raise ValueError(f"bad slice [{body}]: expected [start:stop]")
+    bounds = []
+    for part in body.split(":"):
+        part = part.strip()
+        if not part:
+            bounds.append(None)
+        elif part.endswith("%"):
+            bounds.append(float(part[:-1]) / 100.0)
+        else:
+            bounds.append(int(part))
+    return base, tuple(bounds)
+
+
+def apply_slice(items, bounds):
+    """Applies `split_slice` bounds to a list (fractions or counts)."""
+    if bounds is None:
+        return items
+
+    def index(bound):
+        if bound is None or isinstance(bound, int):
+            return bound
+        return round(bound * len(items))
+
+    return items[index(bounds[0]) : index(bounds[1])]
+
+
+def _strip_slice(ref):
+    return split_slice(ref)[0]
+
+
+def _check_unique(reader, field, names):
+    seen = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            reader.fail(f"{field}[{i}].name", f"duplicate name {name!r}")
+        seen.add(name)
+
+
+def _read_vocabulary(reader, field, path, column, id_column):
+    """Reads class names from a text file or a column of a CSV file."""
+    import csv
+
+    if column is None:
+        names = [line.strip() for line in path.read_text().splitlines()]
+        names = [n for n in names if n]
+    else:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+        header = list(rows[0]) if rows else []
+        for key in (column, id_column):
+            if key is not None and key not in header:
+                reader.fail(
+                    f"{field}.column",
+                    f"column {key!r} not in {path.name} (has {header})",
+                )
+        if id_column is None:
+            names = [row[column] for row in rows]
+        else:
+            by_id = {}
+            for row in rows:
+                by_id.setdefault(int(row[id_column]), row[column])
+            if sorted(by_id) != list(range(len(by_id))):
+                reader.fail(
+                    f"{field}.id_column",
+                    f"ids in {path.name} are not 0..{len(by_id) - 1}",
+                )
+            names = [by_id[i] for i in range(len(by_id))]
+    if not names:
+        reader.fail(f"{field}.file", f"no class names in {path}")
+    return tuple(names)
+
+
+def _kind(value):
+    return "null" if value is None else type(value).__name__
