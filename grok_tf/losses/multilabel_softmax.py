@@ -1,0 +1,60 @@
+"""GrokNet's multi-label softmax loss."""
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="grok_tf")
+class MultiLabelSoftmaxCrossEntropy(keras.losses.Loss):
+    """Softmax cross-entropy against a target spread over the positives.
+
+    For logits `z` and a multi-hot label `y` with positive set `P`, the
+    target puts `1/|P|` on every positive class:
+
+        loss = - sum_{c in P} (1 / |P|) * log softmax(z)_c
+
+    Rows without any positive label have loss 0; give them sample weight 0
+    (the batch mixer does) so the default reduction, a mean over weighted
+    rows, ignores them. Computed in float32 from logits.
+
+    Args:
+        reduction: Keras loss reduction. Defaults to
+            `"mean_with_sample_weight"`: the mean over labelled rows.
+        name: the loss name.
+        **kwargs: forwarded to `keras.losses.Loss`.
+
+    Call arguments:
+        y_true: multi-hot labels `[batch, classes]`.
+        y_pred: logits `[batch, classes]`.
+
+    Returns:
+        The reduced loss; `call` gives per-example values `[batch]`.
+
+    Example:
+
+    >>> import numpy as np
+    >>> loss = MultiLabelSoftmaxCrossEntropy(reduction=None)
+    >>> y = np.array([[1.0, 1.0, 0.0]])
+    >>> z = np.log(np.array([[0.25, 0.25, 0.5]]))
+    >>> float(loss(y, z)[0])  # -(0.5 log 0.25 + 0.5 log 0.25)
+    1.3862943649291992
+
+    Reference:
+        Mahajan et al., "Exploring the Limits of Weakly Supervised
+        Pretraining", ECCV 2018; Bell et al., GrokNet, KDD 2020.
+    """
+
+    def __init__(
+        self,
+        reduction="mean_with_sample_weight",
+        name="multilabel_softmax_cross_entropy",
+        **kwargs,
+    ):
+        super().__init__(name=name, reduction=reduction, **kwargs)
+
+    def call(self, y_true, y_pred):
+        logits = ops.cast(y_pred, "float32")
+        positives = ops.cast(y_true, "float32")
+        count = ops.sum(positives, axis=-1, keepdims=True)
+        target = ops.divide_no_nan(positives, count)
+        return -ops.sum(target * ops.log_softmax(logits, axis=-1), axis=-1)
