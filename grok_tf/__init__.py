@@ -1,0 +1,34 @@
+"""grok_tf: GrokNet (Bell et al., KDD 2020) in TensorFlow / Keras 3.
+
+The flow, one module per concept:
+
+    spec.py (data specs) -> sources.py (readers) -> batch_mixer.py
+    (multi-dataset tf.data) -> groknet.py (trunks/ + layers/gem_pooling.py
+    + heads) -> losses/ -> training.py (model.fit) -> evaluation.py
+
+`synthetic_catalog.py` generates the embedded default dataset; `cli.py` is
+the `grok-tf` command. Importing `grok_tf` is light: TensorFlow loads when a
+public name below is first used.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_PUBLIC = {
+    "GeMPooling": "grok_tf.layers",
+    "MultiLabelSoftmaxCrossEntropy": "grok_tf.losses",
+    "load_spec": "grok_tf.spec",
+    "build_groknet": "grok_tf.groknet",
+    "train": "grok_tf.training",
+    "evaluate_run": "grok_tf.evaluation",
+    "generate_synthetic_catalog": "grok_tf.synthetic_catalog",
+}
+
+__all__ = [*_PUBLIC, "__version__"]
+
+
+def __getattr__(name):
+    if name in _PUBLIC:
+        return getattr(importlib.import_module(_PUBLIC[name]), name)
+    raise AttributeError(f"module 'grok_tf' has no attribute {name!r}")

@@ -1,0 +1,107 @@
+"""The `grok-tf` command line.
+
+    grok-tf train --spec SPEC --out RUN_DIR [--epochs N]
+                  [--steps-per-epoch N] [--replicas N]
+    grok-tf evaluate --run RUN_DIR [--split NAME] [--report FILE]
+    grok-tf demo [--out DIR]
+
+Heavy imports happen after the arguments are parsed, so `--help` is instant
+and `--replicas` can split the CPU into logical devices before TensorFlow
+initialises.
+"""
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="grok-tf",
+        description="GrokNet in TensorFlow/Keras: train, evaluate, demo.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    train = commands.add_parser("train", help="train a model from a spec")
+    train.add_argument("--spec", required=True, help="data spec (YAML)")
+    train.add_argument("--out", required=True, help="run directory")
+    _add_schedule(train)
+    train.add_argument(
+        "--replicas",
+        type=_positive,
+        default=1,
+        help="MirroredStrategy replicas (logical CPU devices without GPUs)",
+    )
+
+    evaluate = commands.add_parser("evaluate", help="evaluate a run")
+    evaluate.add_argument("--run", required=True, help="run directory")
+    evaluate.add_argument("--split", default="val", help="split name")
+    evaluate.add_argument("--report", help="also write the JSON here")
+
+    demo = commands.add_parser(
+        "demo", help="synthetic catalogue -> train -> evaluate"
+    )
+    demo.add_argument("--out", default="runs/demo", help="run directory")
+    _add_schedule(demo)
+    return parser
+
+
+def _add_schedule(parser):
+    parser.add_argument("--epochs", type=_positive, help="override the spec")
+    parser.add_argument(
+        "--steps-per-epoch", type=_positive, help="override the spec"
+    )
+
+
+def _positive(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from grok_tf.spec import SpecError
+
+    try:
+        return _run(args)
+    except (SpecError, FileNotFoundError, FileExistsError) as error:
+        print(f"grok-tf: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args):
+    if args.command == "train":
+        from grok_tf.training import train
+
+        train(
+            args.spec,
+            args.out,
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+            replicas=args.replicas,
+        )
+        print(f"grok-tf: model saved to {Path(args.out) / 'model.keras'}")
+    elif args.command == "evaluate":
+        from grok_tf.evaluation import evaluate_run
+
+        report = evaluate_run(args.run, split=args.split, verbose=1)
+        text = json.dumps(report, indent=2, sort_keys=True)
+        print(text)
+        if args.report:
+            Path(args.report).write_text(text + "\n")
+    elif args.command == "demo":
+        from grok_tf.demo import run_demo
+
+        run_demo(
+            args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

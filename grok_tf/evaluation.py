@@ -1,0 +1,157 @@
+"""Evaluation of a trained run: per-head top-1 accuracy and mAP.
+
+Softmax heads report top-1 accuracy over the images that have a label for
+the head; multi-label heads report mAP, the mean over classes (with at least
+one positive) of the average precision of the head's softmax scores.
+"""
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+
+from grok_tf.batch_mixer import evaluation_batches
+from grok_tf.batch_mixer import steps_in
+from grok_tf.image_preprocessing import CorruptImageLog
+from grok_tf.sources import read_split
+from grok_tf.training import load_run
+
+
+def top1_accuracy(logits, labels, weights):
+    """Top-1 accuracy over rows with weight > 0 (None when there are none).
+
+    >>> top1_accuracy(np.eye(3), np.array([0, 2, -1]), np.array([1, 1, 0]))
+    0.5
+    """
+    keep = weights > 0
+    if not keep.any():
+        return None
+    return float(np.mean(np.argmax(logits[keep], -1) == labels[keep]))
+
+
+def mean_average_precision(scores, multi_hot, weights):
+    """Macro mAP over classes that have a positive among weighted rows.
+
+    >>> y = np.array([[1, 0], [0, 1], [1, 0]])
+    >>> s = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])
+    >>> round(mean_average_precision(s, y, np.ones(3)), 4)
+    0.9167
+    """
+    keep = weights > 0
+    y, s = multi_hot[keep], scores[keep]
+    present = y.sum(0) > 0
+    if not present.any():
+        return None
+    return float(
+        np.mean(
+            [
+                average_precision_score(y[:, c], s[:, c])
+                for c in np.flatnonzero(present)
+            ]
+        )
+    )
+
+
+def predict_split(spec, model, split_name, batch_size=64, verbose=0):
+    """Runs `model` over one split of every dataset that has it.
+
+    Returns:
+        `(outputs, labels, weights, log)`: numpy dicts keyed by head (and
+        `embedding`/`features` in `outputs`), concatenated over datasets in
+        spec order, and the `CorruptImageLog` of skipped images.
+    """
+    splits = [
+        read_split(spec, d, split_name)
+        for d in spec.datasets
+        if split_name in d.splits
+    ]
+    if not splits:
+        names = ", ".join(spec.split_names())
+        raise ValueError(f"no dataset has a split {split_name!r} ({names})")
+    log = CorruptImageLog()
+    ds = evaluation_batches(spec, splits, log, batch_size=batch_size)
+    outputs, labels, weights = {}, {}, {}
+    progress = None
+    if verbose:
+        import keras
+
+        progress = keras.utils.Progbar(steps_in(splits, batch_size))
+    for images, batch_labels, batch_weights in ds:
+        batch = model(images, training=False)
+        for store, values in (
+            (outputs, batch),
+            (labels, batch_labels),
+            (weights, batch_weights),
+        ):
+            for key, value in values.items():
+                store.setdefault(key, []).append(np.asarray(value))
+        if progress:
+            progress.add(1)
+    join = {k: np.concatenate(v) for k, v in outputs.items()}
+    return (
+        join,
+        {k: np.concatenate(v) for k, v in labels.items()},
+        {k: np.concatenate(v) for k, v in weights.items()},
+        log,
+    )
+
+
+def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
+    """Evaluates a finished run on one split.
+
+    Args:
+        run_dir: a run directory written by `grok_tf.training.train`.
+        split: the split name.
+        batch_size: images per forward pass.
+        verbose: show a progress bar.
+
+    Returns:
+        A JSON-ready dict: `{"split", "images", "heads": {name: {"type",
+        "metric", "value", "examples", "chance"}}, "corrupt_images"}`.
+
+    Example:
+
+    >>> report = evaluate_run("runs/demo")  # doctest: +SKIP
+    >>> report["heads"]["category"]["value"]  # doctest: +SKIP
+    0.93
+    """
+    spec, model = load_run(run_dir)
+    outputs, labels, weights, log = predict_split(
+        spec, model, split, batch_size, verbose
+    )
+    heads = {}
+    for head in spec.heads:
+        w = weights[head.name]
+        if head.multilabel:
+            scores = _softmax(outputs[head.name])
+            value = mean_average_precision(scores, labels[head.name], w)
+            metric = "mAP"
+            chance = _prevalence(labels[head.name][w > 0])
+        else:
+            value = top1_accuracy(outputs[head.name], labels[head.name], w)
+            metric = "top1"
+            chance = 1.0 / head.num_classes
+        heads[head.name] = {
+            "type": head.type,
+            "metric": metric,
+            "value": value,
+            "examples": int((w > 0).sum()),
+            "classes": head.num_classes,
+            "chance": chance,
+        }
+    return {
+        "split": split,
+        "images": int(len(outputs["embedding"])),
+        "heads": heads,
+        "corrupt_images": log.summary(),
+    }
+
+
+def _prevalence(multi_hot):
+    """Mean frequency of the present classes: the mAP of a random ranking."""
+    present = multi_hot.sum(0) > 0
+    return float(multi_hot[:, present].mean()) if present.any() else None
+
+
+def _softmax(logits):
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)

@@ -1,0 +1,299 @@
+"""Training: spec -> data -> GrokNet -> `model.fit` into a run directory.
+
+A run directory holds everything needed to evaluate, resume or export:
+
+    RUN_DIR/
+      spec.yaml            copy of the spec text
+      run.json             where the spec came from, the resolved heads
+                           (vocabularies), replicas, final metrics
+      model.keras          the full GrokNet model (all outputs)
+      history.json         per-epoch metrics, rewritten after every epoch
+      corrupt_images.json  images skipped because they could not be decoded
+      checkpoints/         weights after every epoch
+      backup/              `BackupAndRestore` state: rerun to resume
+      logs/                TensorBoard
+
+Weight decay (AdamW) skips GeM's `p`, biases and batch-norm parameters.
+"""
+
+import dataclasses
+import json
+import os
+import sys
+from pathlib import Path
+
+import keras
+
+from grok_tf.batch_mixer import distributed_training_batches
+from grok_tf.batch_mixer import evaluation_batches
+from grok_tf.batch_mixer import per_replica_images
+from grok_tf.batch_mixer import training_batches
+from grok_tf.distribution import replica_strategy
+from grok_tf.groknet import build_groknet
+from grok_tf.groknet import head_losses
+from grok_tf.groknet import training_model
+from grok_tf.image_preprocessing import CorruptImageLog
+from grok_tf.layers import GeMPooling
+from grok_tf.sources import read_split
+from grok_tf.sources import resolve_vocabularies
+from grok_tf.spec import HeadSpec
+from grok_tf.spec import SpecError
+from grok_tf.spec import load_spec
+from grok_tf.spec import parse_spec
+
+VALIDATION_SPLIT = "val"
+
+
+def train(
+    spec_path,
+    run_dir,
+    *,
+    epochs=None,
+    steps_per_epoch=None,
+    replicas=1,
+    callbacks=(),
+    verbose="auto",
+):
+    """Trains GrokNet on the datasets of a spec.
+
+    Args:
+        spec_path: the data spec (YAML).
+        run_dir: the run directory (created; an interrupted run in it is
+            resumed from its last finished epoch).
+        epochs: overrides the spec's `training.epochs`.
+        steps_per_epoch: overrides the spec's `training.steps_per_epoch`.
+        replicas: train under `MirroredStrategy` with this many replicas
+            (logical CPU devices when there is no GPU).
+        callbacks: extra Keras callbacks, after the run's own.
+        verbose: Keras `fit` verbosity; "auto" is a progress bar on a
+            terminal and one line per epoch otherwise (logs, CI).
+
+    Returns:
+        The Keras `History.history` dict.
+
+    Example:
+
+    >>> train("data_specs/demo.yaml", "runs/demo", epochs=1)  # doctest: +SKIP
+    """
+    spec = resolve_vocabularies(load_spec(spec_path))
+    overrides = {
+        k: v
+        for k, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch))
+        if v is not None
+    }
+    settings = dataclasses.replace(spec.training, **overrides)
+    per_replica_images(spec, replicas)
+    run_dir = Path(run_dir)
+    _start_run(run_dir, spec, replicas)
+    strategy = replica_strategy(replicas)
+    log = CorruptImageLog()
+    train_splits = {d.name: read_split(spec, d, "train") for d in spec.datasets}
+    val_splits = [
+        read_split(spec, d, VALIDATION_SPLIT)
+        for d in spec.datasets
+        if VALIDATION_SPLIT in d.splits
+    ]
+    with strategy.scope():
+        groknet = build_groknet(spec)
+        model = training_model(groknet, spec)
+        losses, loss_weights = head_losses(spec)
+        model.compile(
+            optimizer=make_optimizer(groknet, settings),
+            loss=losses,
+            loss_weights=loss_weights,
+            weighted_metrics={
+                h.name: [keras.metrics.SparseCategoricalAccuracy("top1")]
+                for h in spec.heads
+                if not h.multilabel
+            },
+        )
+    if replicas > 1:
+        data = distributed_training_batches(strategy, spec, train_splits, log)
+    else:
+        data = training_batches(spec, train_splits, log)
+    validation = None
+    if val_splits:
+        validation = evaluation_batches(
+            spec, val_splits, log, batch_size=_batch_size(spec)
+        )
+    history = model.fit(
+        data,
+        epochs=settings.epochs,
+        steps_per_epoch=settings.steps_per_epoch,
+        validation_data=validation,
+        validation_steps=settings.validation_steps,
+        callbacks=[*_callbacks(run_dir, log), *callbacks],
+        verbose=fit_verbosity(verbose),
+    )
+    save_atomically(groknet, run_dir / "model.keras")
+    return history.history
+
+
+def fit_verbosity(verbose):
+    """Keras verbosity: "auto" means a progress bar only on a terminal."""
+    if verbose == "auto":
+        return 1 if sys.stdout.isatty() else 2
+    return verbose
+
+
+def make_optimizer(model, settings):
+    """AdamW whose weight decay skips GeM p, biases and normalisation.
+
+    The learning rate warms up linearly over the first epoch (at most 10% of
+    training), then follows a cosine decay to zero.
+    """
+    total = settings.epochs * settings.steps_per_epoch
+    warmup = min(settings.steps_per_epoch, total // 10)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=settings.learning_rate * 0.1
+        if warmup
+        else (settings.learning_rate),
+        decay_steps=max(total - warmup, 1),
+        warmup_target=settings.learning_rate if warmup else None,
+        warmup_steps=warmup,
+    )
+    optimizer = keras.optimizers.AdamW(
+        learning_rate=schedule,
+        weight_decay=settings.weight_decay,
+    )
+    optimizer.exclude_from_weight_decay(var_list=no_decay_variables(model))
+    return optimizer
+
+
+_NO_DECAY_LAYERS = (
+    GeMPooling,
+    keras.layers.BatchNormalization,
+    keras.layers.LayerNormalization,
+    keras.layers.GroupNormalization,
+)
+
+
+def no_decay_variables(model):
+    """GeM exponents, biases and normalisation scales/offsets of `model`."""
+    skip = []
+    for layer in _all_layers(model):
+        if isinstance(layer, _NO_DECAY_LAYERS):
+            skip.extend(layer.trainable_weights)
+        elif getattr(layer, "bias", None) is not None:
+            skip.append(layer.bias)
+    return skip
+
+
+def _all_layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _all_layers(layer)
+
+
+def load_run(run_dir):
+    """`(spec, model)` of a finished run; the spec carries its vocabularies."""
+    run_dir = Path(run_dir)
+    info_path = run_dir / "run.json"
+    model_path = run_dir / "model.keras"
+    for path in (info_path, model_path):
+        if not path.exists():
+            raise FileNotFoundError(
+                f"{path} not found: is it a finished grok-tf run?"
+            )
+    info = json.loads(info_path.read_text())
+    text = (run_dir / "spec.yaml").read_text()
+    import yaml
+
+    spec = parse_spec(yaml.safe_load(text), info["spec_path"], text)
+    heads = [
+        HeadSpec(**{**h, "classes": tuple(h["classes"])}) for h in info["heads"]
+    ]
+    spec = spec.replace_heads(heads)
+    return spec, keras.saving.load_model(model_path)
+
+
+def save_atomically(model, path):
+    """Saves a `.keras` file next to `path`, then renames it into place."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial.keras")
+    model.save(partial)
+    os.replace(partial, path)
+
+
+def write_json(path, value):
+    """Writes JSON next to `path`, then renames it into place."""
+    path = Path(path)
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
+    os.replace(partial, path)
+
+
+def _start_run(run_dir, spec, replicas):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    copy = run_dir / "spec.yaml"
+    if copy.exists() and copy.read_text() != spec.text:
+        raise SpecError(
+            f"{run_dir} holds a run of a different spec; choose another --out"
+        )
+    copy.write_text(spec.text)
+    info = {
+        "spec_path": str(spec.path.resolve()),
+        "heads": [dataclasses.asdict(h) for h in spec.heads],
+        "replicas": replicas,
+    }
+    write_json(run_dir / "run.json", info)
+
+
+def _batch_size(spec):
+    return sum(d.images_per_batch for d in spec.datasets)
+
+
+class _RunRecorder(keras.callbacks.Callback):
+    """Writes history.json after every epoch and reports corrupt images."""
+
+    def __init__(self, run_dir, log):
+        super().__init__()
+        self.run_dir = run_dir
+        self.log = log
+        self.history = {}
+        self.reported = 0
+
+    def on_train_begin(self, logs=None):
+        path = self.run_dir / "history.json"
+        if path.exists():
+            self.history = json.loads(path.read_text())
+
+    def on_epoch_end(self, epoch, logs=None):
+        for key, value in (logs or {}).items():
+            values = self.history.setdefault(key, [])
+            del values[epoch:]
+            values.append(float(value))
+        write_json(self.run_dir / "history.json", self.history)
+        self._report(final=False)
+
+    def on_train_end(self, logs=None):
+        self._report(final=True)
+
+    def _report(self, final):
+        summary = self.log.summary()
+        write_json(self.run_dir / "corrupt_images.json", summary)
+        if summary["skipped"] > self.reported or (final and summary["skipped"]):
+            files = summary["files"]
+            shown = "; ".join(f"{k}: {v}" for k, v in list(files.items())[:5])
+            more = f" (+{len(files) - 5} more)" if len(files) > 5 else ""
+            print(
+                f"grok-tf: skipped {summary['skipped']} unreadable image "
+                f"reads ({len(files)} files): {shown}{more}; see "
+                f"{self.run_dir / 'corrupt_images.json'}",
+                flush=True,
+            )
+        self.reported = summary["skipped"]
+
+
+def _callbacks(run_dir, log):
+    (run_dir / "checkpoints").mkdir(exist_ok=True)
+    return [
+        keras.callbacks.BackupAndRestore(str(run_dir / "backup")),
+        keras.callbacks.ModelCheckpoint(
+            str(run_dir / "checkpoints" / "epoch_{epoch:03d}.weights.h5"),
+            save_weights_only=True,
+        ),
+        keras.callbacks.TensorBoard(str(run_dir / "logs"), write_graph=False),
+        _RunRecorder(run_dir, log),
+    ]
