@@ -89,7 +89,10 @@ def _run(args):
     elif args.command == "evaluate":
         from grok_tf.evaluation import evaluate_run
 
-        report = evaluate_run(args.run, split=args.split, verbose=1)
+        # The bar only on a terminal: piped stdout must stay valid JSON.
+        report = evaluate_run(
+            args.run, split=args.split, verbose=int(sys.stdout.isatty())
+        )
         text = json.dumps(report, indent=2, sort_keys=True)
         print(text)
         if args.report:

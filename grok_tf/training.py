@@ -20,9 +20,11 @@ import dataclasses
 import json
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import keras
+import yaml
 
 from grok_tf.batch_mixer import distributed_training_batches
 from grok_tf.batch_mixer import evaluation_batches
@@ -116,15 +118,21 @@ def train(
         validation = evaluation_batches(
             spec, val_splits, log, batch_size=_batch_size(spec)
         )
-    history = model.fit(
-        data,
-        epochs=settings.epochs,
-        steps_per_epoch=settings.steps_per_epoch,
-        validation_data=validation,
-        validation_steps=settings.validation_steps,
-        callbacks=[*_callbacks(run_dir, log), *callbacks],
-        verbose=fit_verbosity(verbose),
-    )
+    with warnings.catch_warnings():
+        # Keras warns whenever a dataset of unknown length ends: validation
+        # always does (skipped images make its length unknown); the
+        # training stream is endless.
+        warnings.filterwarnings("ignore", "Your input ran out of data")
+        history = model.fit(
+            data,
+            epochs=settings.epochs,
+            steps_per_epoch=settings.steps_per_epoch,
+            validation_data=validation,
+            validation_steps=settings.validation_steps,
+            shuffle=False,  # the pipelines shuffle; Keras cannot shuffle them
+            callbacks=[*_callbacks(run_dir, log), *callbacks],
+            verbose=fit_verbosity(verbose),
+        )
     save_atomically(groknet, run_dir / "model.keras")
     return history.history
 
@@ -198,8 +206,6 @@ def load_run(run_dir):
             )
     info = json.loads(info_path.read_text())
     text = (run_dir / "spec.yaml").read_text()
-    import yaml
-
     spec = parse_spec(yaml.safe_load(text), info["spec_path"], text)
     heads = [
         HeadSpec(**{**h, "classes": tuple(h["classes"])}) for h in info["heads"]

@@ -173,3 +173,27 @@ def test_a_live_iterator_does_not_hang_interpreter_exit(tmp_path):
         timeout=120,
     )
     assert done.returncode == 0 and "done" in done.stdout, done.stderr[-1500:]
+
+
+def test_replicas_do_not_read_the_same_shuffled_stream(tmp_path, monkeypatch):
+    """One pipeline per machine feeds the replicas consecutive batches.
+
+    Were the dataset function called once per replica with one seed, both
+    replicas would see the same images in the same order.
+    """
+    import grok_tf.batch_mixer as batch_mixer
+
+    spec, splits = two_dataset_spec(tmp_path)
+    contexts = []
+    original = batch_mixer.training_batches
+
+    def spy(spec, splits, log, input_context=None):
+        contexts.append(input_context.input_pipeline_id)
+        return original(spec, splits, log, input_context)
+
+    monkeypatch.setattr(batch_mixer, "training_batches", spy)
+    batches = distributed_training_batches(
+        two_replica_strategy(), spec, splits, CorruptImageLog()
+    )
+    next(iter(batches))
+    assert contexts and len(contexts) == len(set(contexts))

@@ -41,6 +41,7 @@ def test_train_with_two_replicas_then_evaluate(tmp_path):
     done = grok_tf("evaluate", "--run", run, "--report", report_path)
     assert done.returncode == 0, done.stderr[-2000:]
     report = json.loads(report_path.read_text())
+    assert json.loads(done.stdout) == report  # piped stdout is pure JSON
     assert report["split"] == "val" and report["images"] == 6
     assert set(report["heads"]) == {"colour", "shape"}
 
