@@ -41,10 +41,15 @@ def decoded_examples(spec, split, log, prepare, arrange=None):
         arrange: optional `fn(dataset) -> dataset` applied to the references
             before decoding (shard, repeat, shuffle: cheap on strings).
     """
-    data = split.images if split.images is not None else [b""] * len(split)
-    ds = tf.data.Dataset.from_tensor_slices(
-        (split.refs, data, dict(split.labels))
-    )
+    if split.image_stream is None:  # files: read by `load` from the refs
+        ds = tf.data.Dataset.from_tensor_slices(
+            (split.refs, [b""] * len(split), dict(split.labels))
+        )
+    else:  # encoded bytes streamed in the order of the refs
+        labelled = tf.data.Dataset.from_tensor_slices(
+            (split.refs, dict(split.labels))
+        )
+        ds = tf.data.Dataset.zip(labelled, split.image_stream()).map(_aligned)
     if arrange is not None:
         ds = arrange(ds)
 
@@ -183,6 +188,15 @@ def evaluation_batches(spec, splits, log, batch_size=64):
     for part in parts[1:]:
         ds = ds.concatenate(part)
     return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def _aligned(labelled, streamed):
+    (ref, labels), (streamed_ref, data) = labelled, streamed
+    check = tf.debugging.assert_equal(
+        ref, streamed_ref, message="image stream out of step with labels"
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(ref), data, labels
 
 
 def _concatenate(*batches):

@@ -1,7 +1,7 @@
 """Dataset sources: read one split of one dataset into images and labels.
 
 Every source yields the same thing, a `Split`: image references (file paths,
-or encoded bytes for tfds) and, for each head the dataset feeds, integer
+or tfds ids with a stream of encoded bytes) and, for each head the dataset feeds, integer
 class ids. Softmax heads get one id per image (-1 when unlabelled);
 multi-label heads get a padded id list per image (-1 padding).
 
@@ -16,7 +16,8 @@ Sources (the `source:` field of a dataset in a spec):
   label columns of `|`-joined names; feed column = the CSV column name.
 - `tfds`: a TensorFlow Datasets catalogue name; feed column = a feature name
   (`ClassLabel` or a sequence of them). Images stay encoded
-  (`tfds.decode.SkipDecoding`) so they go through the same decoder.
+  (`tfds.decode.SkipDecoding`) and are streamed, never held in memory, so
+  they go through the same decoder as files.
 - `synthetic`: the package's synthetic catalogue, generated into `root` on
   first use, then read as an `image_list`.
 
@@ -48,15 +49,16 @@ class Split:
         refs: image file paths (absolute), or tfds references.
         labels: head name -> int32 array: `[N]` for softmax heads, `[N, L]`
             padded with -1 for multi-label heads.
-        images: encoded image bytes per example (tfds), or None when the
-            images are read from `refs`.
+        image_stream: for tfds, `fn() -> tf.data.Dataset` of `(ref, encoded
+            bytes)` in the order of `refs` (streamed, never all in memory);
+            None when the images are files read from `refs`.
     """
 
     dataset: str
     split: str
     refs: list
     labels: dict
-    images: list | None = None
+    image_stream: object = None
 
     def __len__(self):
         return len(self.refs)
@@ -69,7 +71,7 @@ class _Tokens:
     refs: list
     tokens: dict  # head -> list of tuples of label tokens (str or int)
     where: list  # "file:line" per example, for error messages
-    images: list | None = None
+    image_stream: object = None
     vocabularies: dict = dataclasses.field(default_factory=dict)
 
 
@@ -106,7 +108,7 @@ def read_split(spec, dataset, split):
         split=split,
         refs=raw.refs,
         labels=labels,
-        images=raw.images,
+        image_stream=raw.image_stream,
     )
 
 
@@ -349,21 +351,32 @@ def _read_tfds(spec, dataset, ref):
 
     catalog = dataset.options["catalog"]
     image_key = dataset.options.get("image_key", "image")
-    try:
+
+    def load():
         builder = tfds.builder(
             catalog, data_dir=dataset.options.get("data_dir")
         )
         ds = builder.as_dataset(
             split=ref,
+            shuffle_files=False,
             decoders={image_key: tfds.decode.SkipDecoding()},
             read_config=tfds.ReadConfig(add_tfds_id=True),
         )
+        return builder, ds
+
+    try:
+        builder, ds = load()
     except Exception as error:  # tfds raises many unrelated error types
         raise SpecError(
             f"{spec.path.name}: datasets.{dataset.name}: cannot read tfds "
             f"catalogue {catalog!r} split {ref!r}: {error}"
         ) from error
     features = builder.info.features
+    if image_key not in features:
+        raise SpecError(
+            f"{spec.path.name}: datasets.{dataset.name}.image_key: {catalog} "
+            f"has no feature {image_key!r}"
+        )
     vocabularies = {}
     for head, column in dataset.feeds.items():
         if column not in features:
@@ -377,21 +390,31 @@ def _read_tfds(spec, dataset, ref):
         names = getattr(feature, "names", None)
         if names:
             vocabularies[head] = tuple(names)
-    refs, images, where = [], [], []
+    prefix = f"tfds:{catalog}/"
+    refs = []
     tokens = {head: [] for head in dataset.feeds}
-    for example in tfds.as_numpy(ds):
-        ref_id = example["tfds_id"].decode()
-        refs.append(f"tfds:{catalog}/{ref_id}")
-        where.append(f"tfds:{catalog}/{ref_id}")
-        images.append(example[image_key])
+    labels_only = ds.map(
+        lambda example: {
+            "tfds_id": example["tfds_id"],
+            **{column: example[column] for column in dataset.feeds.values()},
+        }
+    )
+    for example in tfds.as_numpy(labels_only):
+        refs.append(prefix + example["tfds_id"].decode())
         for head, column in dataset.feeds.items():
             value = np.atleast_1d(example[column])
             tokens[head].append(tuple(int(v) for v in value if v >= 0))
+
+    def image_stream():
+        return load()[1].map(
+            lambda example: (prefix + example["tfds_id"], example[image_key])
+        )
+
     return _Tokens(
         refs=refs,
         tokens=tokens,
-        where=where,
-        images=images,
+        where=list(refs),
+        image_stream=image_stream,
         vocabularies=vocabularies,
     )
 

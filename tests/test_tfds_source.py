@@ -61,7 +61,9 @@ def test_catalog_spec_reads_tfds_names_labels_and_bytes(mocked_tfds):
     np.testing.assert_array_equal(
         split.labels["car_model"], [(7 * i) % 196 for i in range(EXAMPLES)]
     )
-    assert split.images[0].startswith(b"\x89PNG")
+    ref, data = next(iter(split.image_stream()))
+    assert ref.numpy().decode() == split.refs[0]
+    assert data.numpy().startswith(b"\x89PNG")
 
 
 def test_tfds_examples_flow_through_the_batch_mixer(mocked_tfds):
