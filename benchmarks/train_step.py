@@ -30,7 +30,7 @@ from grok_tf.batch_mixer import training_batches  # noqa: E402
 from grok_tf.demo import demo_spec_path  # noqa: E402
 from grok_tf.distribution import replica_strategy  # noqa: E402
 from grok_tf.groknet import build_groknet  # noqa: E402
-from grok_tf.groknet import head_losses  # noqa: E402
+from grok_tf.groknet import compile_arguments  # noqa: E402
 from grok_tf.groknet import training_model  # noqa: E402
 from grok_tf.image_preprocessing import CorruptImageLog  # noqa: E402
 from grok_tf.sources import read_split  # noqa: E402
@@ -54,8 +54,7 @@ def step_ms(spec, replicas, jit, steps):
     data = tf.data.Dataset.from_tensors((x, y, w)).repeat()
     with strategy.scope():
         model = training_model(build_groknet(spec), spec)
-        losses, weights = head_losses(spec)
-        model.compile("adam", losses, loss_weights=weights, jit_compile=jit)
+        model.compile("adam", jit_compile=jit, **compile_arguments(spec))
     times = []
 
     class Timer(keras.callbacks.Callback):

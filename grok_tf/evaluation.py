@@ -10,6 +10,7 @@ from sklearn.metrics import average_precision_score
 
 from grok_tf.batch_mixer import evaluation_batches
 from grok_tf.batch_mixer import steps_in
+from grok_tf.heads import head_logits
 from grok_tf.image_preprocessing import CorruptImageLog
 from grok_tf.sources import read_split
 from grok_tf.training import load_run
@@ -121,7 +122,7 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
     for head in spec.heads:
         w = weights[head.name]
         if head.multilabel:
-            scores = _softmax(outputs[head.name])
+            scores = _softmax(head_logits(head, outputs[head.name]))
             value = mean_average_precision(scores, labels[head.name], w)
             metric = "mAP"
             chance = _prevalence(labels[head.name][w > 0])

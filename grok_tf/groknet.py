@@ -3,8 +3,9 @@
     image [S, S, 3] in [0, 255]
       -> trunk (own normalisation) -> feature map [h, w, C]
       -> GeMPooling (learnable p, float32) -> `features` [C]
-           -> one Dense head per label group -> logits (float32)
+           -> softmax heads: Dense -> logits (float32)
            -> Dense(C -> embedding_size) -> L2 normalisation -> `embedding`
+                -> ArcFace heads: cosines to class centres
 
 `build_groknet` returns the full model, whose outputs are a dict: every
 head's logits under the head's name, `features` and `embedding`. Training
@@ -14,8 +15,10 @@ loss (Keras wants a label for every output it computes a metric on).
 
 import keras
 
+from grok_tf.heads import head_loss
+from grok_tf.heads import head_metrics
+from grok_tf.heads import head_output
 from grok_tf.layers import GeMPooling
-from grok_tf.losses import MultiLabelSoftmaxCrossEntropy
 from grok_tf.spec import IMPLEMENTED_HEAD_TYPES
 from grok_tf.spec import SpecError
 from grok_tf.trunks import build_trunk
@@ -54,17 +57,14 @@ def build_groknet(spec):
     image = keras.Input((size, size, 3), name="image")
     trunk = build_trunk(m.trunk, (size, size, 3), weights=m.weights)
     features = GeMPooling(p=m.gem_p, name="gem_pooling")(trunk(image))
-    outputs = {}
-    for head in spec.heads:
-        outputs[head.name] = keras.layers.Dense(
-            head.num_classes, dtype="float32", name=head.name
-        )(features)
     projection = keras.layers.Dense(
         m.embedding_size, dtype="float32", name="embedding_projection"
     )(features)
-    outputs["embedding"] = keras.layers.UnitNormalization(
+    embedding = keras.layers.UnitNormalization(
         axis=-1, dtype="float32", name="embedding"
     )(projection)
+    outputs = {h.name: head_output(h, features, embedding) for h in spec.heads}
+    outputs["embedding"] = embedding
     outputs["features"] = keras.layers.Identity(name="features")(features)
     return keras.Model(image, outputs, name="groknet")
 
@@ -75,16 +75,10 @@ def training_model(groknet, spec):
     return keras.Model(groknet.input, outputs, name="groknet_training")
 
 
-def head_losses(spec):
-    """`(losses, loss_weights)` dicts for `model.compile`, keyed by head."""
-    losses = {}
-    for head in spec.heads:
-        if head.multilabel:
-            losses[head.name] = MultiLabelSoftmaxCrossEntropy()
-        else:
-            losses[head.name] = keras.losses.SparseCategoricalCrossentropy(
-                from_logits=True,
-                ignore_class=-1,
-                reduction="mean_with_sample_weight",
-            )
-    return losses, {h.name: h.loss_weight for h in spec.heads}
+def compile_arguments(spec):
+    """`loss`, `loss_weights` and `weighted_metrics` for `model.compile`."""
+    return {
+        "loss": {h.name: head_loss(h) for h in spec.heads},
+        "loss_weights": {h.name: h.loss_weight for h in spec.heads},
+        "weighted_metrics": {h.name: head_metrics(h) for h in spec.heads},
+    }

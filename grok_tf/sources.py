@@ -1,9 +1,10 @@
 """Dataset sources: read one split of one dataset into images and labels.
 
-Every source yields the same thing, a `Split`: image references (file paths,
-or tfds ids with a stream of encoded bytes) and, for each head the dataset feeds, integer
-class ids. Softmax heads get one id per image (-1 when unlabelled);
-multi-label heads get a padded id list per image (-1 padding).
+Every source yields the same thing, a `Split`: image references (file
+paths, or tfds ids with a stream of encoded bytes) and, for each head the
+dataset feeds, integer class ids. Softmax heads get one id per image (-1
+when unlabelled); multi-label heads get a padded id list per image (-1
+padding).
 
 Sources (the `source:` field of a dataset in a spec):
 

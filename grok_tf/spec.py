@@ -40,6 +40,7 @@ split files must exist when the spec is loaded. Heads whose classes are
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 from pathlib import Path
@@ -54,7 +55,12 @@ HEAD_TYPES = (
     "multilabel_arcface",
     "pairwise",
 )
-IMPLEMENTED_HEAD_TYPES = ("softmax", "multilabel_softmax")
+IMPLEMENTED_HEAD_TYPES = (
+    "softmax",
+    "multilabel_softmax",
+    "arcface",
+    "multilabel_arcface",
+)
 MULTILABEL_HEAD_TYPES = ("multilabel_softmax", "multilabel_arcface")
 SOURCES = ("image_list", "image_folder", "csv_tags", "tfds", "synthetic")
 RESERVED_OUTPUT_NAMES = ("embedding", "features")
@@ -102,13 +108,15 @@ class HeadSpec:
     """One output head: a label group with its loss.
 
     `classes` is `None` while the vocabulary is still to be inferred from
-    the data (see `grok_tf.sources.resolve_vocabularies`).
+    the data (see `grok_tf.sources.resolve_vocabularies`). `options` holds
+    the type's settings with defaults filled in (`HEAD_OPTIONS`).
     """
 
     name: str
     type: str
     classes: tuple[str, ...] | None
     loss_weight: float = 1.0
+    options: dict = dataclasses.field(default_factory=dict)
 
     @property
     def multilabel(self):
@@ -176,6 +184,21 @@ _SOURCE_KEYS = {
 }
 _DATASET_KEYS = {"name", "source", "splits", "images_per_batch", "feeds"}
 _HEAD_KEYS = {"name", "type", "classes", "loss_weight"}
+
+# Settings each head type accepts, with their defaults.
+HEAD_OPTIONS = {
+    "softmax": {},
+    "multilabel_softmax": {},
+    "arcface": {"scale": 64.0, "margin": 0.5},
+    "multilabel_arcface": {"scale": 64.0, "margin": 0.5},
+    "pairwise": {
+        "alpha": 0.2,
+        "beta": 1.2,
+        "learn_beta": False,
+        "distance_weighted": False,
+        "chunk_size": 1024,
+    },
+}
 _TOP_KEYS = {"model", "training", "heads", "datasets"}
 
 
@@ -359,17 +382,20 @@ class _Reader:
         )
 
     def head(self, field, raw):
-        self.check_keys(field, raw, _HEAD_KEYS, ("name", "type"))
-        name = self.name(f"{field}.name", raw["name"])
-        if name in RESERVED_OUTPUT_NAMES:
-            self.fail(f"{field}.name", f"{name!r} is reserved for the model")
-        kind = raw["type"]
-        if kind not in HEAD_TYPES:
+        if not isinstance(raw, dict):
+            self.fail(field, f"must be a mapping, got {_kind(raw)}")
+        kind = raw.get("type")
+        if kind is not None and kind not in HEAD_TYPES:
             self.fail(
                 f"{field}.type",
                 f"unknown head type {kind!r}; choose one of "
                 f"{', '.join(HEAD_TYPES)}",
             )
+        allowed = _HEAD_KEYS | set(HEAD_OPTIONS.get(kind, {}))
+        self.check_keys(field, raw, allowed, ("name", "type"))
+        name = self.name(f"{field}.name", raw["name"])
+        if name in RESERVED_OUTPUT_NAMES:
+            self.fail(f"{field}.name", f"{name!r} is reserved for the model")
         return HeadSpec(
             name=name,
             type=kind,
@@ -377,7 +403,29 @@ class _Reader:
             loss_weight=self.number(
                 f"{field}.loss_weight", raw.get("loss_weight", 1.0)
             ),
+            options=self.head_options(field, kind, raw),
         )
+
+    def head_options(self, field, kind, raw):
+        options = dict(HEAD_OPTIONS[kind])
+        for key, default in HEAD_OPTIONS[kind].items():
+            if key not in raw:
+                continue
+            where, value = f"{field}.{key}", raw[key]
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    self.fail(where, f"must be true or false, got {value!r}")
+            elif isinstance(default, int):
+                if value is not None:
+                    self.positive_int(where, value)
+            else:
+                value = self.number(where, value, positive=key != "margin")
+            options[key] = value
+        if options.get("margin", 0.0) >= math.pi / 2:
+            self.fail(f"{field}.margin", "must be below pi/2 (radians)")
+        if options.get("beta", 1.0) <= options.get("alpha", 0.0):
+            self.fail(f"{field}.beta", "must be larger than alpha")
+        return options
 
     def dataset(self, field, raw, heads):
         if not isinstance(raw, dict):

@@ -32,7 +32,7 @@ from grok_tf.batch_mixer import per_replica_images
 from grok_tf.batch_mixer import training_batches
 from grok_tf.distribution import replica_strategy
 from grok_tf.groknet import build_groknet
-from grok_tf.groknet import head_losses
+from grok_tf.groknet import compile_arguments
 from grok_tf.groknet import training_model
 from grok_tf.image_preprocessing import CorruptImageLog
 from grok_tf.layers import GeMPooling
@@ -98,16 +98,9 @@ def train(
     with strategy.scope():
         groknet = build_groknet(spec)
         model = training_model(groknet, spec)
-        losses, loss_weights = head_losses(spec)
         model.compile(
             optimizer=make_optimizer(groknet, settings),
-            loss=losses,
-            loss_weights=loss_weights,
-            weighted_metrics={
-                h.name: [keras.metrics.SparseCategoricalAccuracy("top1")]
-                for h in spec.heads
-                if not h.multilabel
-            },
+            **compile_arguments(spec),
         )
     if replicas > 1:
         data = distributed_training_batches(strategy, spec, train_splits, log)

@@ -1,12 +1,15 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
 from grok_tf.batch_mixer import training_batches
 from grok_tf.groknet import build_groknet
-from grok_tf.groknet import head_losses
+from grok_tf.groknet import compile_arguments
 from grok_tf.groknet import training_model
 from grok_tf.image_preprocessing import CorruptImageLog
+from grok_tf.layers import CosineClassifier
 from grok_tf.layers import GeMPooling
 from grok_tf.training import make_optimizer
 from grok_tf.training import no_decay_variables
@@ -60,11 +63,8 @@ def test_fit_steps_lower_the_loss_with_masked_heads(toy):
     spec, splits = toy
     keras.utils.set_random_seed(0)
     model = training_model(build_groknet(spec), spec)
-    losses, weights = head_losses(spec)
     model.compile(
-        optimizer=keras.optimizers.Adam(3e-3),
-        loss=losses,
-        loss_weights=weights,
+        optimizer=keras.optimizers.Adam(3e-3), **compile_arguments(spec)
     )
     batch = next(iter(training_batches(spec, splits, CorruptImageLog())))
     images, labels, sample_weights = batch
@@ -96,7 +96,7 @@ def test_fit_steps_lower_the_loss_with_masked_heads(toy):
 
 def test_softmax_head_loss_is_the_mean_over_labelled_rows(toy):
     spec, _ = toy
-    losses, _ = head_losses(spec)
+    losses = compile_arguments(spec)["loss"]
     logits = np.log(
         np.array(
             [[0.5, 0.25, 0.25], [0.1, 0.8, 0.1], [0.3, 0.3, 0.4]], "float32"
@@ -106,3 +106,48 @@ def test_softmax_head_loss_is_the_mean_over_labelled_rows(toy):
     weights = np.array([1.0, 1.0, 0.0], "float32")
     got = losses["colour"](labels, logits, sample_weight=weights)
     np.testing.assert_allclose(got, -(np.log(0.5) + np.log(0.8)) / 2, rtol=1e-5)
+
+
+def test_arcface_heads_read_the_embedding_and_train(tmp_path):
+    spec, splits = two_dataset_spec(tmp_path)
+    heads = [
+        dataclasses.replace(
+            h, type="arcface", options={"scale": 16.0, "margin": 0.3}
+        )
+        if h.name == "colour"
+        else dataclasses.replace(
+            h, type="multilabel_arcface", options={"scale": 16.0, "margin": 0.3}
+        )
+        if h.name == "tags"
+        else h
+        for h in spec.heads
+    ]
+    spec = spec.replace_heads(heads)
+    groknet = build_groknet(spec)
+    cos = groknet.get_layer("colour")
+    assert isinstance(cos, CosineClassifier)
+    assert cos.input.name == groknet.get_layer("embedding").output.name
+    keras.utils.set_random_seed(0)
+    model = training_model(groknet, spec)
+    model.compile(
+        optimizer=keras.optimizers.Adam(3e-3), **compile_arguments(spec)
+    )
+    images, labels, weights = next(
+        iter(training_batches(spec, splits, CorruptImageLog()))
+    )
+    before = model.evaluate(
+        images, labels, sample_weight=weights, verbose=0, return_dict=True
+    )
+    model.fit(
+        images,
+        labels,
+        sample_weight=weights,
+        epochs=15,
+        batch_size=len(images),
+        verbose=0,
+    )
+    after = model.evaluate(
+        images, labels, sample_weight=weights, verbose=0, return_dict=True
+    )
+    for head in ("colour", "tags"):
+        assert after[f"{head}_loss"] < 0.7 * before[f"{head}_loss"]

@@ -95,6 +95,8 @@ BROKEN = [
     ),
     ("datasets[0].catalog", "x", "datasets[0].catalog: unknown key"),
     ("datasets[1]", {"name": "toy", "source": "image_list"}, "missing"),
+    ("heads[0].margin", 0.3, "heads[0].margin: unknown key"),
+    ("heads[1].scale", 30, "heads[1].scale: unknown key"),
     ("model.trunk", "resnet9000", "model.trunk: unknown trunk 'resnet9000'"),
     ("model.input_size", 8, "model.input_size: must be a >= 32 integer"),
     ("model.gem_p", 0, "model.gem_p: must be positive, got 0"),
@@ -107,15 +109,34 @@ BROKEN = [
     ),
     ("training.hue", 0.9, "training.hue: must be in [0, 0.5]"),
 ]
+# Settings of a head type, on heads[1] turned into that type.
+BROKEN_HEAD_SETTINGS = [
+    ("arcface", "margin", 2.0, "heads[1].margin: must be below pi/2"),
+    ("arcface", "scale", -1, "heads[1].scale: must be positive, got -1"),
+    ("arcface", "scale", "big", "heads[1].scale: must be a number, got str"),
+    ("arcface", "alpha", 0.1, "heads[1].alpha: unknown key"),
+    ("pairwise", "beta", 0.1, "heads[1].beta: must be larger than alpha"),
+    ("pairwise", "learn_beta", "yes", "heads[1].learn_beta: must be true"),
+    ("pairwise", "chunk_size", 0, "heads[1].chunk_size: must be a positive"),
+    ("pairwise", "margin", 0.5, "heads[1].margin: unknown key"),
+]
+BROKEN = [(*case, None) for case in BROKEN] + [
+    (f"heads[1].{key}", value, message, kind)
+    for kind, key, value, message in BROKEN_HEAD_SETTINGS
+]
 
 
 @pytest.mark.parametrize(
-    "field, value, message", BROKEN, ids=[f"{b[0]}={b[1]!r}" for b in BROKEN]
+    "field, value, message, head_type",
+    BROKEN,
+    ids=[f"{b[0]}={b[1]!r}" for b in BROKEN],
 )
 def test_broken_spec_gives_one_clear_line(
-    tmp_path, base, field, value, message
+    tmp_path, base, field, value, message, head_type
 ):
     raw = copy.deepcopy(base)
+    if head_type:
+        raw["heads"][1]["type"] = head_type
     if field == "datasets[1]":
         raw["datasets"].append(value)
     else:
@@ -190,9 +211,9 @@ def test_inferred_vocabulary_from_integer_ids(tmp_path, base):
 
 def test_unimplemented_head_type_is_accepted_then_refused(tmp_path, base):
     raw = copy.deepcopy(base)
-    raw["heads"][1]["type"] = "arcface"
+    raw["heads"][1]["type"] = "pairwise"
     spec = load_spec(write_spec(tmp_path, raw))
-    with pytest.raises(SpecError, match="'arcface' is accepted .* not impl"):
+    with pytest.raises(SpecError, match="'pairwise' is accepted .* not impl"):
         build_groknet(spec)
 
 

@@ -1,5 +1,6 @@
 """Custom Keras layers of GrokNet."""
 
+from grok_tf.layers.cosine_classifier import CosineClassifier
 from grok_tf.layers.gem_pooling import GeMPooling
 
-__all__ = ["GeMPooling"]
+__all__ = ["CosineClassifier", "GeMPooling"]

@@ -4,6 +4,21 @@ import keras
 from keras import ops
 
 
+def spread_cross_entropy(logits, positives):
+    """`-sum_{c in P} log softmax(logits)_c / |P|` per row; 0 when P is empty.
+
+    Args:
+        logits: float32 `[batch, classes]`.
+        positives: float32 `[batch, classes]` multi-hot.
+
+    Returns:
+        float32 `[batch]`.
+    """
+    count = ops.sum(positives, axis=-1, keepdims=True)
+    target = ops.divide_no_nan(positives, count)
+    return -ops.sum(target * ops.log_softmax(logits, axis=-1), axis=-1)
+
+
 @keras.saving.register_keras_serializable(package="grok_tf")
 class MultiLabelSoftmaxCrossEntropy(keras.losses.Loss):
     """Softmax cross-entropy against a target spread over the positives.
@@ -53,8 +68,6 @@ class MultiLabelSoftmaxCrossEntropy(keras.losses.Loss):
         super().__init__(name=name, reduction=reduction, **kwargs)
 
     def call(self, y_true, y_pred):
-        logits = ops.cast(y_pred, "float32")
-        positives = ops.cast(y_true, "float32")
-        count = ops.sum(positives, axis=-1, keepdims=True)
-        target = ops.divide_no_nan(positives, count)
-        return -ops.sum(target * ops.log_softmax(logits, axis=-1), axis=-1)
+        return spread_cross_entropy(
+            ops.cast(y_pred, "float32"), ops.cast(y_true, "float32")
+        )

@@ -1,0 +1,64 @@
+"""GrokNet's heads: for each head type, its output layer, loss and metric.
+
+- `softmax`: Dense logits on the trunk features; sparse cross-entropy,
+  label -1 ignored.
+- `multilabel_softmax`: Dense logits on the trunk features;
+  `MultiLabelSoftmaxCrossEntropy`.
+- `arcface`: `CosineClassifier` on the embedding; `ArcFaceLoss`.
+- `multilabel_arcface`: `CosineClassifier` on the embedding;
+  `MultiLabelArcFaceLoss`.
+
+Softmax heads read the 2048-d (trunk width) features; the ArcFace heads
+train the 400-d embedding, as in GrokNet. Every loss is the mean over the
+images that carry the head's label (sample weight 1), so a head fed by one
+dataset is not diluted by the others' images.
+"""
+
+import keras
+
+from grok_tf.layers import CosineClassifier
+from grok_tf.losses import ArcFaceLoss
+from grok_tf.losses import MultiLabelArcFaceLoss
+from grok_tf.losses import MultiLabelSoftmaxCrossEntropy
+
+ARCFACE_TYPES = ("arcface", "multilabel_arcface")
+
+
+def head_output(head, features, embedding):
+    """The head's output tensor, named after the head."""
+    if head.type in ARCFACE_TYPES:
+        return CosineClassifier(head.num_classes, name=head.name)(embedding)
+    return keras.layers.Dense(
+        head.num_classes, dtype="float32", name=head.name
+    )(features)
+
+
+def head_loss(head):
+    """The head's Keras loss (per-example, mean over weighted rows)."""
+    if head.type == "softmax":
+        return keras.losses.SparseCategoricalCrossentropy(
+            from_logits=True,
+            ignore_class=-1,
+            reduction="mean_with_sample_weight",
+        )
+    if head.type == "multilabel_softmax":
+        return MultiLabelSoftmaxCrossEntropy()
+    if head.type == "arcface":
+        return ArcFaceLoss(**head.options)
+    if head.type == "multilabel_arcface":
+        return MultiLabelArcFaceLoss(**head.options)
+    raise ValueError(f"no loss for head type {head.type!r}")
+
+
+def head_metrics(head):
+    """Weighted metrics logged during training: top-1 for one-label heads."""
+    if head.multilabel:
+        return []
+    return [keras.metrics.SparseCategoricalAccuracy("top1")]
+
+
+def head_logits(head, output):
+    """Class logits from the head's output (ArcFace: `scale * cos`)."""
+    if head.type in ARCFACE_TYPES:
+        return head.options["scale"] * output
+    return output
