@@ -1,8 +1,10 @@
-"""Evaluation of a trained run: per-head top-1 accuracy and mAP.
+"""Evaluation of a trained run: per-head top-1 and mAP, and retrieval.
 
-Softmax heads report top-1 accuracy over the images that have a label for
-the head; multi-label heads report mAP, the mean over classes (with at least
-one positive) of the average precision of the head's softmax scores.
+Softmax and ArcFace heads report top-1 accuracy over the images that have a
+label for the head; multi-label heads report mAP, the mean over classes
+(with at least one positive) of the average precision of the head's softmax
+scores. Id heads (ArcFace, pairwise) also report retrieval with the
+embedding: Recall@1/5/10 and mAP@R, photo -> photo and photo -> catalogue.
 """
 
 import numpy as np
@@ -12,7 +14,10 @@ from grok_tf.batch_mixer import evaluation_batches
 from grok_tf.batch_mixer import steps_in
 from grok_tf.heads import head_logits
 from grok_tf.image_preprocessing import CorruptImageLog
+from grok_tf.retrieval_metrics import retrieval_metrics
+from grok_tf.sources import read_catalogue
 from grok_tf.sources import read_split
+from grok_tf.spec import ID_HEAD_TYPES
 from grok_tf.training import load_run
 
 
@@ -51,14 +56,39 @@ def mean_average_precision(scores, multi_hot, weights):
     )
 
 
-def predict_split(spec, model, split_name, batch_size=64, verbose=0):
-    """Runs `model` over one split of every dataset that has it.
+def predict(spec, model, splits, batch_size=64, verbose=0):
+    """Runs `model` over `Split`s, in order.
 
     Returns:
         `(outputs, labels, weights, log)`: numpy dicts keyed by head (and
-        `embedding`/`features` in `outputs`), concatenated over datasets in
-        spec order, and the `CorruptImageLog` of skipped images.
+        `embedding`/`features` in `outputs`), rows concatenated over the
+        splits, and the `CorruptImageLog` of skipped images.
     """
+    log = CorruptImageLog()
+    ds = evaluation_batches(spec, splits, log, batch_size=batch_size)
+    progress = None
+    if verbose:
+        import keras
+
+        progress = keras.utils.Progbar(steps_in(splits, batch_size))
+    collected = ({}, {}, {})
+    for images, batch_labels, batch_weights in ds:
+        batch = model(images, training=False)
+        for store, values in zip(
+            collected, (batch, batch_labels, batch_weights), strict=True
+        ):
+            for key, value in values.items():
+                store.setdefault(key, []).append(np.asarray(value))
+        if progress:
+            progress.add(1)
+    joined = [
+        {k: np.concatenate(v) for k, v in store.items()} for store in collected
+    ]
+    return (*joined, log)
+
+
+def predict_split(spec, model, split_name, batch_size=64, verbose=0):
+    """`predict` over one split of every dataset that has it."""
     splits = [
         read_split(spec, d, split_name)
         for d in spec.datasets
@@ -67,32 +97,46 @@ def predict_split(spec, model, split_name, batch_size=64, verbose=0):
     if not splits:
         names = ", ".join(spec.split_names())
         raise ValueError(f"no dataset has a split {split_name!r} ({names})")
-    log = CorruptImageLog()
-    ds = evaluation_batches(spec, splits, log, batch_size=batch_size)
-    outputs, labels, weights = {}, {}, {}
-    progress = None
-    if verbose:
-        import keras
+    return predict(spec, model, splits, batch_size, verbose)
 
-        progress = keras.utils.Progbar(steps_in(splits, batch_size))
-    for images, batch_labels, batch_weights in ds:
-        batch = model(images, training=False)
-        for store, values in (
-            (outputs, batch),
-            (labels, batch_labels),
-            (weights, batch_weights),
-        ):
-            for key, value in values.items():
-                store.setdefault(key, []).append(np.asarray(value))
-        if progress:
-            progress.add(1)
-    join = {k: np.concatenate(v) for k, v in outputs.items()}
-    return (
-        join,
-        {k: np.concatenate(v) for k, v in labels.items()},
-        {k: np.concatenate(v) for k, v in weights.items()},
-        log,
-    )
+
+def retrieval_report(spec, model, outputs, labels, batch_size=64):
+    """Recall@1/5/10 and mAP@R of every id head's photos, as queries.
+
+    `photo_to_photo`: each labelled photo against the others (itself
+    excluded); `photo_to_catalogue`: against the catalogue images of the
+    datasets that name one (see `grok_tf.sources.read_catalogue`).
+    """
+    report = {}
+    for head in spec.heads:
+        if head.type not in ID_HEAD_TYPES:
+            continue
+        ids = labels[head.name]
+        queries, query_ids = outputs["embedding"][ids >= 0], ids[ids >= 0]
+        if not len(query_ids):
+            continue
+        entry = {
+            "photo_to_photo": retrieval_metrics(
+                queries, query_ids, queries, query_ids, exclude_self=True
+            )
+        }
+        catalogues = [
+            read_catalogue(spec, d)
+            for d in spec.datasets
+            if d.options.get("catalogue", {}).get("head") == head.name
+        ]
+        if catalogues:
+            gallery, gallery_labels, _, _ = predict(
+                spec, model, catalogues, batch_size
+            )
+            entry["photo_to_catalogue"] = retrieval_metrics(
+                queries,
+                query_ids,
+                gallery["embedding"],
+                gallery_labels[head.name],
+            )
+        report[head.name] = entry
+    return report
 
 
 def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
@@ -142,6 +186,7 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
         "split": split,
         "images": int(len(outputs["embedding"])),
         "heads": heads,
+        "retrieval": retrieval_report(spec, model, outputs, labels, batch_size),
         "corrupt_images": log.summary(),
     }
 

@@ -113,6 +113,43 @@ def read_split(spec, dataset, split):
     )
 
 
+def read_catalogue(spec, dataset):
+    """The dataset's catalogue images, labelled with its id head's ids.
+
+    A catalogue (the `catalogue:` setting of a dataset) is a CSV naming one
+    or more reference images per product, e.g. grocery's `classes.csv` with
+    its iconic images; retrieval evaluation searches it with photos.
+
+    Returns:
+        A `Split` named `catalogue`, labels `{id head: ids}`.
+    """
+    settings = dataset.options["catalogue"]
+    path = Path(settings["file"])
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        rows = list(reader)
+    for key in ("image", "id"):
+        if settings[key] not in header:
+            raise SpecError(
+                f"{spec.path.name}: datasets.{dataset.name}.catalogue.{key}: "
+                f"column {settings[key]!r} not in {path.name} (has {header})"
+            )
+    head = spec.head(settings["head"])
+    refs = [
+        str(dataset.root / row[settings["image"]].lstrip("/")) for row in rows
+    ]
+    tokens = [_parse_token(row[settings["id"]]) for row in rows]
+    where = [f"{path}:{i + 2}" for i in range(len(rows))]
+    ids = _encode(spec, dataset, head, tokens, where)
+    return Split(
+        dataset=dataset.name,
+        split="catalogue",
+        refs=refs,
+        labels={head.name: ids},
+    )
+
+
 def resolve_vocabularies(spec):
     """Fills in the classes of heads declared `classes: inferred`.
 

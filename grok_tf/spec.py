@@ -62,6 +62,8 @@ IMPLEMENTED_HEAD_TYPES = (
     "multilabel_arcface",
 )
 MULTILABEL_HEAD_TYPES = ("multilabel_softmax", "multilabel_arcface")
+# Heads whose labels are product identities: retrieval is evaluated on them.
+ID_HEAD_TYPES = ("arcface", "pairwise")
 SOURCES = ("image_list", "image_folder", "csv_tags", "tfds", "synthetic")
 RESERVED_OUTPUT_NAMES = ("embedding", "features")
 
@@ -176,9 +178,9 @@ class Spec:
 
 
 _SOURCE_KEYS = {
-    "image_list": {"root"},
-    "image_folder": {"root"},
-    "csv_tags": {"root"},
+    "image_list": {"root", "catalogue"},
+    "image_folder": {"root", "catalogue"},
+    "csv_tags": {"root", "catalogue"},
     "tfds": {"catalog", "data_dir", "image_key"},
     "synthetic": {"root", "seed", "config"},
 }
@@ -428,6 +430,7 @@ class _Reader:
         return options
 
     def dataset(self, field, raw, heads):
+        """One dataset; `heads` maps the spec's head names to their types."""
         if not isinstance(raw, dict):
             self.fail(field, f"must be a mapping, got {_kind(raw)}")
         source = raw.get("source")
@@ -486,6 +489,10 @@ class _Reader:
                     f"{field}.data_dir", options["data_dir"], must_exist=False
                 )
             )
+        if "catalogue" in options:
+            options["catalogue"] = self.catalogue(
+                f"{field}.catalogue", options["catalogue"], root, feeds, heads
+            )
         return DatasetSpec(
             name=name,
             source=source,
@@ -495,6 +502,28 @@ class _Reader:
             feeds=dict(feeds),
             options=options,
         )
+
+    def catalogue(self, field, raw, root, feeds, heads):
+        """A CSV of catalogue images and their ids, for retrieval."""
+        self.check_keys(
+            field, raw, {"file", "image", "id"}, ("file", "image", "id")
+        )
+        path = root / raw["file"]
+        if not path.is_file():
+            self.fail(f"{field}.file", f"file not found: {path}")
+        id_heads = [h for h in feeds if heads[h] in ID_HEAD_TYPES]
+        if len(id_heads) != 1:
+            self.fail(
+                field,
+                "a catalogue needs the dataset to feed exactly one id head "
+                f"({', '.join(ID_HEAD_TYPES)}), it feeds {len(id_heads)}",
+            )
+        return {
+            "file": str(path),
+            "image": raw["image"],
+            "id": raw["id"],
+            "head": id_heads[0],
+        }
 
 
 def load_spec(path):
@@ -539,9 +568,9 @@ def parse_spec(raw, path, text=""):
             reader.fail(key, "must be a non-empty list")
     heads = [reader.head(f"heads[{i}]", h) for i, h in enumerate(raw["heads"])]
     _check_unique(reader, "heads", [h.name for h in heads])
-    names = {h.name for h in heads}
+    types = {h.name: h.type for h in heads}
     datasets = [
-        reader.dataset(f"datasets[{i}]", d, names)
+        reader.dataset(f"datasets[{i}]", d, types)
         for i, d in enumerate(raw["datasets"])
     ]
     _check_unique(reader, "datasets", [d.name for d in datasets])

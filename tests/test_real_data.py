@@ -3,6 +3,7 @@
 import pytest
 
 from grok_tf.evaluation import evaluate_run
+from grok_tf.sources import read_catalogue
 from grok_tf.sources import read_split
 from grok_tf.sources import resolve_vocabularies
 from grok_tf.spec import load_spec
@@ -13,7 +14,12 @@ from tests.conftest import SPECS
 def test_grocery_spec_reads_the_real_dataset(grok_data):
     spec = resolve_vocabularies(load_spec(SPECS / "grocery.yaml"))
     sizes = {h.name: h.num_classes for h in spec.heads}
-    assert sizes == {"fine_class": 81, "coarse_class": 43, "top_group": 3}
+    assert sizes == {
+        "fine_class": 81,
+        "coarse_class": 43,
+        "top_group": 3,
+        "product": 81,
+    }
     assert spec.head("fine_class").classes[1] == "Granny-Smith"
     train_split = read_split(spec, spec.datasets[0], "train")
     assert len(train_split) == 2640
@@ -23,6 +29,14 @@ def test_grocery_spec_reads_the_real_dataset(grok_data):
         train_split.refs, train_split.labels["top_group"], strict=True
     ):
         assert f"/train/{groups[group]}/" in ref
+
+
+def test_grocery_catalogue_has_one_image_per_product(grok_data):
+    spec = resolve_vocabularies(load_spec(SPECS / "grocery.yaml"))
+    catalogue = read_catalogue(spec, spec.datasets[0])
+    assert len(catalogue) == 81
+    assert list(catalogue.labels["product"]) == list(range(81))
+    assert catalogue.refs[1].endswith("Granny-Smith_Iconic.jpg")
 
 
 def test_clothing_spec_reads_both_datasets(grok_data):
@@ -49,3 +63,12 @@ def test_a_few_training_steps_on_real_data(tmp_path, grok_data, name):
     report = evaluate_run(run)
     for head in report["heads"].values():
         assert head["examples"] > 0 and 0.0 <= head["value"] <= 1.0
+    if name == "grocery.yaml":
+        retrieval = report["retrieval"]["product"]
+        photos = retrieval["photo_to_photo"]
+        assert photos["queries"] + photos["queries_without_match"] == 296
+        catalogue = retrieval["photo_to_catalogue"]
+        assert catalogue["queries"] == 296  # every product has its image
+        for metrics in (photos, catalogue):
+            assert 0.0 <= metrics["recall@1"] <= metrics["recall@10"] <= 1.0
+            assert 0.0 <= metrics["map@r"] <= 1.0

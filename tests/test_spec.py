@@ -235,3 +235,22 @@ def test_slices_partition_a_list():
     head = apply_slice(items, split_slice("f[:90%]")[1])
     tail = apply_slice(items, split_slice("f[90%:]")[1])
     assert head + tail == items and tail == [9]
+
+
+def test_catalogue_needs_its_file_and_one_id_head(tmp_path, base):
+    raw = copy.deepcopy(base)
+    raw["datasets"][0]["catalogue"] = {
+        "file": "catalogue.csv",
+        "image": "image",
+        "id": "id",
+    }
+    with pytest.raises(SpecError, match="catalogue.file: file not found"):
+        load_spec(write_spec(tmp_path, raw))
+    (tmp_path / "data/catalogue.csv").write_text("image,id\nimages/a.jpg,0\n")
+    with pytest.raises(
+        SpecError, match="needs the dataset to feed exactly one"
+    ):
+        load_spec(write_spec(tmp_path, raw))
+    raw["heads"][0]["type"] = "arcface"
+    spec = load_spec(write_spec(tmp_path, raw))
+    assert spec.datasets[0].options["catalogue"]["head"] == "colour"
