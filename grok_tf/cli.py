@@ -65,11 +65,17 @@ def _positive(text):
 def main(argv=None):
     args = _parser().parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from grok_tf.distribution import DistributionError
     from grok_tf.spec import SpecError
 
     try:
         return _run(args)
-    except (SpecError, FileNotFoundError, FileExistsError) as error:
+    except (
+        SpecError,
+        DistributionError,
+        FileNotFoundError,
+        FileExistsError,
+    ) as error:
         print(f"grok-tf: error: {error}", file=sys.stderr)
         return 2
 

@@ -30,7 +30,7 @@ from grok_tf.batch_mixer import distributed_training_batches
 from grok_tf.batch_mixer import evaluation_batches
 from grok_tf.batch_mixer import per_replica_images
 from grok_tf.batch_mixer import training_batches
-from grok_tf.distribution import replica_strategy
+from grok_tf.distribution import training_strategy
 from grok_tf.groknet import build_groknet
 from grok_tf.groknet import compile_arguments
 from grok_tf.groknet import training_model
@@ -77,6 +77,7 @@ def train(
 
     >>> train("data_specs/demo.yaml", "runs/demo", epochs=1)  # doctest: +SKIP
     """
+    strategy = training_strategy(replicas)  # before any other TF work
     spec = resolve_vocabularies(load_spec(spec_path))
     overrides = {
         k: v
@@ -84,10 +85,9 @@ def train(
         if v is not None
     }
     settings = dataclasses.replace(spec.training, **overrides)
-    per_replica_images(spec, replicas)
+    per_replica_images(spec, strategy.num_replicas_in_sync)
     run_dir = Path(run_dir)
-    _start_run(run_dir, spec, replicas)
-    strategy = replica_strategy(replicas)
+    _start_run(run_dir, spec, strategy.num_replicas_in_sync)
     log = CorruptImageLog()
     train_splits = {d.name: read_split(spec, d, "train") for d in spec.datasets}
     val_splits = [
@@ -102,7 +102,7 @@ def train(
             optimizer=make_optimizer(groknet, settings),
             **compile_arguments(spec),
         )
-    if replicas > 1:
+    if strategy.num_replicas_in_sync > 1:
         data = distributed_training_batches(strategy, spec, train_splits, log)
     else:
         data = training_batches(spec, train_splits, log)
