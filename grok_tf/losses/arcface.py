@@ -58,7 +58,7 @@ class ArcFaceLoss(keras.losses.Loss):
         margin: the additive angular margin m in radians. Defaults to 0.5.
         reduction: Keras loss reduction. Defaults to
             `"mean_with_sample_weight"`.
-        name: the loss name.
+        name: the loss name (default: from the class name).
         **kwargs: forwarded to `keras.losses.Loss`.
 
     Call arguments:
@@ -83,7 +83,7 @@ class ArcFaceLoss(keras.losses.Loss):
         scale=64.0,
         margin=0.5,
         reduction="mean_with_sample_weight",
-        name="arcface",
+        name=None,
         **kwargs,
     ):
         super().__init__(name=name, reduction=reduction, **kwargs)

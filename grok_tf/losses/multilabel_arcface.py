@@ -23,13 +23,7 @@ class MultiLabelArcFaceLoss(ArcFaceLoss):
     multi-label softmax (`MultiLabelSoftmaxCrossEntropy`). Rows with no
     positive give 0. With one positive it equals `ArcFaceLoss`.
 
-    Args:
-        scale: the logit scale s. Defaults to 64.
-        margin: the additive angular margin m in radians. Defaults to 0.5.
-        reduction: Keras loss reduction. Defaults to
-            `"mean_with_sample_weight"`.
-        name: the loss name.
-        **kwargs: forwarded to `keras.losses.Loss`.
+    Args: as `ArcFaceLoss`.
 
     Call arguments:
         y_true: multi-hot labels `[batch, classes]`.
@@ -47,18 +41,6 @@ class MultiLabelArcFaceLoss(ArcFaceLoss):
         Bell et al., "GrokNet: Unified Computer Vision Model Trunk and
         Embeddings For Commerce", KDD 2020; Deng et al., ArcFace, CVPR 2019.
     """
-
-    def __init__(
-        self,
-        scale=64.0,
-        margin=0.5,
-        reduction="mean_with_sample_weight",
-        name="multilabel_arcface",
-        **kwargs,
-    ):
-        super().__init__(
-            scale=scale, margin=margin, reduction=reduction, name=name, **kwargs
-        )
 
     def call(self, y_true, y_pred):
         positives = ops.cast(y_true, "float32")
