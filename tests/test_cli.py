@@ -86,3 +86,14 @@ def test_demo_smoke(tmp_path, _isolated_cache):
         assert f"\n{head} " in done.stdout
     report = json.loads((tmp_path / "demo/evaluation_val.json").read_text())
     assert report["heads"]["category"]["chance"] == 1 / 6
+
+
+def test_convert_weights_caches_the_converted_file(tmp_path):
+    cache = tmp_path / "cache"
+    done = grok_tf(
+        "convert-weights", "efficientnet_lite0", env={"GROK_CACHE": str(cache)}
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    cached = cache / "weights/efficientnet_lite0-57934424.weights.h5"
+    assert f"cached at {cached}" in done.stdout
+    assert cached.stat().st_size > 15_000_000  # 4.65M float32 parameters

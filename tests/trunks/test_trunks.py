@@ -27,6 +27,7 @@ WIDTHS = {
     "resnet50": 2048,
     "efficientnetv2b0": 1280,
     "small_cnn": 256,
+    "efficientnet_lite0": 1280,
 }
 
 _CACHE = {}
@@ -57,6 +58,7 @@ def test_trunk_names():
         "resnet50",
         "efficientnetv2b0",
         "small_cnn",
+        "efficientnet_lite0",
     }
     assert isinstance(TRUNKS, tuple)
     assert tuple(TRUNK_BUILDERS) == TRUNKS
