@@ -44,14 +44,16 @@ def check_fit_save_and_replicas(build, compile_kwargs, x, y, tmp_path):
         build: `fn() -> keras.Model`, uncompiled, deterministic structure.
         compile_kwargs: `fn() -> dict` for `compile` (fresh objects per
             call: optimizer and loss must be created inside each strategy).
-        x, y: one batch (even size, split evenly across two replicas).
+        x, y: one batch (even size, split evenly across two replicas); x
+            may be a dict of inputs.
         tmp_path: where to save the `.keras` file.
     """
+    batch = len(keras.tree.flatten(x)[0])  # x may be a dict of inputs
     model = build()
     initial = [np.array(w) for w in model.get_weights()]
     model.compile(**compile_kwargs())
-    loss_before = model.evaluate(x, y, batch_size=len(x), verbose=0)
-    model.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    loss_before = model.evaluate(x, y, batch_size=batch, verbose=0)
+    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
     trained = [np.array(w) for w in model.get_weights()]
     assert all(np.isfinite(w).all() for w in trained)
     assert any(
@@ -67,8 +69,8 @@ def check_fit_save_and_replicas(build, compile_kwargs, x, y, tmp_path):
         atol=TOLERANCE,
     )
     np.testing.assert_allclose(
-        loaded.evaluate(x, y, batch_size=len(x), verbose=0),
-        model.evaluate(x, y, batch_size=len(x), verbose=0),
+        loaded.evaluate(x, y, batch_size=batch, verbose=0),
+        model.evaluate(x, y, batch_size=batch, verbose=0),
         rtol=TOLERANCE,
     )
 
@@ -76,9 +78,9 @@ def check_fit_save_and_replicas(build, compile_kwargs, x, y, tmp_path):
         mirrored = build()
         mirrored.set_weights(initial)
         mirrored.compile(**compile_kwargs())
-    mirrored_loss = mirrored.evaluate(x, y, batch_size=len(x), verbose=0)
+    mirrored_loss = mirrored.evaluate(x, y, batch_size=batch, verbose=0)
     np.testing.assert_allclose(mirrored_loss, loss_before, rtol=TOLERANCE)
-    mirrored.fit(x, y, batch_size=len(x), epochs=1, shuffle=False, verbose=0)
+    mirrored.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
     for a, b in zip(mirrored.get_weights(), trained, strict=True):
         np.testing.assert_allclose(a, b, atol=TOLERANCE)
 
