@@ -156,12 +156,19 @@ def training_batches(spec, splits, log, input_context=None):
     return mixed.prefetch(AUTOTUNE)
 
 
-def distributed_training_batches(strategy, spec, splits, log):
-    """`training_batches` for every replica of `strategy`."""
+def distributed_training_batches(strategy, spec, splits, log, transform=None):
+    """`training_batches` for every replica of `strategy`.
+
+    `transform`, if given, maps each replica's batches (e.g. to the model's
+    inputs, `grok_tf.groknet.model_inputs`).
+    """
     per_replica_images(spec, strategy.num_replicas_in_sync)
-    return strategy.distribute_datasets_from_function(
-        lambda context: training_batches(spec, splits, log, context)
-    )
+
+    def batches(context):
+        ds = training_batches(spec, splits, log, context)
+        return ds if transform is None else ds.map(transform)
+
+    return strategy.distribute_datasets_from_function(batches)
 
 
 def evaluation_batches(spec, splits, log, batch_size=64):

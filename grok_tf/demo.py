@@ -70,6 +70,17 @@ def summary_table(report):
             f"{value if value is not None else float('nan'):>7.3f} "
             f"{chance:>7.3f} {ratio:>8.1f}"
         )
+    for head, searches in report.get("retrieval", {}).items():
+        if "same_as" in searches:
+            continue
+        for name, metrics in searches.items():
+            lines.append(
+                f"{head} retrieval {name}: "
+                + ", ".join(
+                    f"{k} {metrics[k]:.3f}"
+                    for k in ("recall@1", "recall@5", "map@r")
+                )
+            )
     skipped = report["corrupt_images"]["skipped"]
     if skipped:
         lines.append(f"{skipped} unreadable images were skipped")

@@ -105,13 +105,27 @@ def retrieval_report(spec, model, outputs, labels, batch_size=64):
 
     `photo_to_photo`: each labelled photo against the others (itself
     excluded); `photo_to_catalogue`: against the catalogue images of the
-    datasets that name one (see `grok_tf.sources.read_catalogue`).
+    datasets that name one (see `grok_tf.sources.read_catalogue`). A head
+    with the same ids as an earlier one (ArcFace and pairwise on one product
+    id) gets `{"same_as": that head}`.
     """
     report = {}
     for head in spec.heads:
         if head.type not in ID_HEAD_TYPES:
             continue
         ids = labels[head.name]
+        twin = next(
+            (
+                name
+                for name in report
+                if "same_as" not in report[name]
+                and np.array_equal(labels[name], ids)
+            ),
+            None,
+        )
+        if twin:  # same ids, same embedding: the same retrieval
+            report[head.name] = {"same_as": twin}
+            continue
         queries, query_ids = outputs["embedding"][ids >= 0], ids[ids >= 0]
         if not len(query_ids):
             continue
@@ -164,6 +178,8 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
     )
     heads = {}
     for head in spec.heads:
+        if head.name not in outputs:  # pairwise: a training loss only
+            continue
         w = weights[head.name]
         if head.multilabel:
             scores = _softmax(head_logits(head, outputs[head.name]))

@@ -14,13 +14,13 @@ loss (Keras wants a label for every output it computes a metric on).
 """
 
 import keras
+import tensorflow as tf
 
 from grok_tf.heads import head_loss
 from grok_tf.heads import head_metrics
 from grok_tf.heads import head_output
+from grok_tf.heads import pairwise_output
 from grok_tf.layers import GeMPooling
-from grok_tf.spec import IMPLEMENTED_HEAD_TYPES
-from grok_tf.spec import SpecError
 from grok_tf.trunks import build_trunk
 
 
@@ -35,9 +35,6 @@ def build_groknet(spec):
         `[None, S, S, 3]`, outputs `{head: logits, "features": ...,
         "embedding": ...}`.
 
-    Raises:
-        SpecError: for a head type that is not implemented yet.
-
     Example:
 
     >>> spec = resolve_vocabularies(load_spec("demo.yaml"))  # doctest: +SKIP
@@ -45,13 +42,6 @@ def build_groknet(spec):
     >>> sorted(model.output)  # doctest: +SKIP
     ['category', 'colour', 'embedding', 'features', 'pattern', 'queries']
     """
-    for i, head in enumerate(spec.heads):
-        if head.type not in IMPLEMENTED_HEAD_TYPES:
-            raise SpecError(
-                spec.where(f"heads[{i}].type")
-                + f": head type {head.type!r} is accepted by the spec format "
-                "but not implemented yet"
-            )
     m = spec.model
     size = m.input_size
     image = keras.Input((size, size, 3), name="image")
@@ -63,16 +53,61 @@ def build_groknet(spec):
     embedding = keras.layers.UnitNormalization(
         axis=-1, dtype="float32", name="embedding"
     )(projection)
-    outputs = {h.name: head_output(h, features, embedding) for h in spec.heads}
+    outputs = {}
+    for head in spec.heads:
+        output = head_output(head, features, embedding)
+        if output is not None:
+            outputs[head.name] = output
     outputs["embedding"] = embedding
     outputs["features"] = keras.layers.Identity(name="features")(features)
     return keras.Model(image, outputs, name="groknet")
 
 
 def training_model(groknet, spec):
-    """The layers of `groknet` with only the head outputs that carry a loss."""
-    outputs = {h.name: groknet.get_layer(h.name).output for h in spec.heads}
-    return keras.Model(groknet.input, outputs, name="groknet_training")
+    """The layers of `groknet` with only the outputs that carry a loss.
+
+    Pairwise heads add an int32 input `<head>_ids` (the batch's product ids,
+    -1 for none) and their per-example loss as an output; the model's inputs
+    are then a dict (see `model_inputs`).
+    """
+    pairwise = [h for h in spec.heads if h.type == "pairwise"]
+    if not pairwise:
+        outputs = {h.name: groknet.get_layer(h.name).output for h in spec.heads}
+        return keras.Model(groknet.input, outputs, name="groknet_training")
+    inputs = {"image": groknet.input}
+    embedding = groknet.get_layer("embedding").output
+    outputs = {}
+    for head in spec.heads:
+        if head.type == "pairwise":
+            ids = keras.Input((), dtype="int32", name=f"{head.name}_ids")
+            inputs[ids.name] = ids
+            outputs[head.name] = pairwise_output(head, embedding, ids)
+        else:
+            outputs[head.name] = groknet.get_layer(head.name).output
+    return keras.Model(inputs, outputs, name="groknet_training")
+
+
+def model_inputs(spec):
+    """Maps batch-mixer elements to what `training_model` takes.
+
+    Without pairwise heads, the identity. With them, images and the
+    pairwise heads' ids become a dict of inputs; the pairwise outputs get a
+    dummy target (their value is the loss) and weight 1.
+    """
+    pairwise = [h.name for h in spec.heads if h.type == "pairwise"]
+
+    def convert(images, labels, weights):
+        if not pairwise:
+            return images, labels, weights
+        inputs = {"image": images}
+        labels, weights = dict(labels), dict(weights)
+        for name in pairwise:
+            inputs[f"{name}_ids"] = labels[name]
+            labels[name] = tf.zeros(tf.shape(labels[name]), tf.float32)
+            weights[name] = tf.ones(tf.shape(weights[name]), tf.float32)
+        return inputs, labels, weights
+
+    return convert
 
 
 def compile_arguments(spec):

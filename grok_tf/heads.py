@@ -7,6 +7,10 @@
 - `arcface`: `CosineClassifier` on the embedding; `ArcFaceLoss`.
 - `multilabel_arcface`: `CosineClassifier` on the embedding;
   `MultiLabelArcFaceLoss`.
+- `pairwise`: `CrossReplicaPairwiseLoss` on the embedding and the batch's
+  product ids (a second model input, `<head>_ids`): the per-example pairwise
+  double-margin loss, computed across all replicas, compiled with
+  `PerExampleLoss`. It exists only in the training model.
 
 Softmax heads read the 2048-d (trunk width) features; the ArcFace heads
 train the 400-d embedding, as in GrokNet. Every loss is the mean over the
@@ -17,20 +21,31 @@ dataset is not diluted by the others' images.
 import keras
 
 from grok_tf.layers import CosineClassifier
+from grok_tf.layers import CrossReplicaPairwiseLoss
 from grok_tf.losses import ArcFaceLoss
 from grok_tf.losses import MultiLabelArcFaceLoss
 from grok_tf.losses import MultiLabelSoftmaxCrossEntropy
+from grok_tf.losses import PerExampleLoss
 
 ARCFACE_TYPES = ("arcface", "multilabel_arcface")
 
 
 def head_output(head, features, embedding):
-    """The head's output tensor, named after the head."""
+    """The head's inference output, named after the head (None: pairwise)."""
+    if head.type == "pairwise":
+        return None
     if head.type in ARCFACE_TYPES:
         return CosineClassifier(head.num_classes, name=head.name)(embedding)
     return keras.layers.Dense(
         head.num_classes, dtype="float32", name=head.name
     )(features)
+
+
+def pairwise_output(head, embedding, ids):
+    """The per-example pairwise loss of the training model."""
+    return CrossReplicaPairwiseLoss(**head.options, name=head.name)(
+        [embedding, ids]
+    )
 
 
 def head_loss(head):
@@ -47,12 +62,14 @@ def head_loss(head):
         return ArcFaceLoss(**head.options)
     if head.type == "multilabel_arcface":
         return MultiLabelArcFaceLoss(**head.options)
+    if head.type == "pairwise":
+        return PerExampleLoss()
     raise ValueError(f"no loss for head type {head.type!r}")
 
 
 def head_metrics(head):
     """Weighted metrics logged during training: top-1 for one-label heads."""
-    if head.multilabel:
+    if head.multilabel or head.type == "pairwise":
         return []
     return [keras.metrics.SparseCategoricalAccuracy("top1")]
 

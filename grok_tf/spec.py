@@ -55,12 +55,6 @@ HEAD_TYPES = (
     "multilabel_arcface",
     "pairwise",
 )
-IMPLEMENTED_HEAD_TYPES = (
-    "softmax",
-    "multilabel_softmax",
-    "arcface",
-    "multilabel_arcface",
-)
 MULTILABEL_HEAD_TYPES = ("multilabel_softmax", "multilabel_arcface")
 # Heads whose labels are product identities: retrieval is evaluated on them.
 ID_HEAD_TYPES = ("arcface", "pairwise")

@@ -33,6 +33,7 @@ from grok_tf.batch_mixer import training_batches
 from grok_tf.distribution import training_strategy
 from grok_tf.groknet import build_groknet
 from grok_tf.groknet import compile_arguments
+from grok_tf.groknet import model_inputs
 from grok_tf.groknet import training_model
 from grok_tf.image_preprocessing import CorruptImageLog
 from grok_tf.layers import GeMPooling
@@ -102,15 +103,18 @@ def train(
             optimizer=make_optimizer(groknet, settings),
             **compile_arguments(spec),
         )
+    to_model = model_inputs(spec)
     if strategy.num_replicas_in_sync > 1:
-        data = distributed_training_batches(strategy, spec, train_splits, log)
+        data = distributed_training_batches(
+            strategy, spec, train_splits, log, to_model
+        )
     else:
-        data = training_batches(spec, train_splits, log)
+        data = training_batches(spec, train_splits, log).map(to_model)
     validation = None
     if val_splits:
         validation = evaluation_batches(
             spec, val_splits, log, batch_size=_batch_size(spec)
-        )
+        ).map(to_model)
     with warnings.catch_warnings():
         # Keras warns whenever a dataset of unknown length ends: validation
         # always does (skipped images make its length unknown); the

@@ -2,7 +2,6 @@ import copy
 
 import pytest
 
-from grok_tf.groknet import build_groknet
 from grok_tf.sources import read_split
 from grok_tf.sources import resolve_vocabularies
 from grok_tf.spec import SpecError
@@ -207,14 +206,6 @@ def test_inferred_vocabulary_from_integer_ids(tmp_path, base):
     raw["heads"][1]["classes"] = "inferred"
     spec = resolve_vocabularies(load_spec(write_spec(tmp_path, raw)))
     assert spec.head("shape").classes == ("0", "1")
-
-
-def test_unimplemented_head_type_is_accepted_then_refused(tmp_path, base):
-    raw = copy.deepcopy(base)
-    raw["heads"][1]["type"] = "pairwise"
-    spec = load_spec(write_spec(tmp_path, raw))
-    with pytest.raises(SpecError, match="'pairwise' is accepted .* not impl"):
-        build_groknet(spec)
 
 
 @pytest.mark.parametrize(

@@ -128,3 +128,44 @@ def test_mean_average_precision_hand_computed():
     # class 1 ranking 0.7(+), 0.6(+), 0.2(-): AP = 1 (last row unweighted)
     w = np.array([1, 1, 1, 0])
     assert mean_average_precision(s, y, w) == pytest.approx((5 / 6 + 1) / 2)
+
+
+def test_all_embedding_losses_train_on_two_replicas(tmp_path):
+    raw = make_colour_dataset(tmp_path / "data")
+    raw["heads"] += [
+        {
+            "name": "product",
+            "type": "arcface",
+            "classes": "inferred",
+            "scale": 16.0,
+        },
+        {
+            "name": "pairs",
+            "type": "pairwise",
+            "classes": "inferred",
+            "learn_beta": True,
+            "chunk_size": 3,
+        },
+        {
+            "name": "shape_query",
+            "type": "multilabel_arcface",
+            "classes": ["square", "disc"],
+            "scale": 16.0,
+        },
+    ]
+    raw["datasets"][0]["feeds"].update(product=0, pairs=0, shape_query=1)
+    spec = write_spec(tmp_path, raw)
+    run = tmp_path / "run"
+    history = train(
+        spec, run, epochs=2, steps_per_epoch=2, replicas=2, verbose=0
+    )
+    for head in ("colour", "product", "pairs", "shape_query"):
+        assert np.isfinite(history[f"{head}_loss"]).all(), head
+    assert history["pairs_loss"][0] > 0  # random embeddings violate margins
+    report = evaluate_run(run)
+    assert "pairs" not in report["heads"]  # a training loss, no output
+    assert report["heads"]["product"]["metric"] == "top1"
+    photos = report["retrieval"]["product"]["photo_to_photo"]
+    assert photos["queries"] == 6  # 3 colours x 2 val photos
+    assert 0.0 <= photos["map@r"] <= 1.0
+    assert report["retrieval"]["pairs"] == {"same_as": "product"}
