@@ -46,6 +46,8 @@ def build_groknet(spec):
     size = m.input_size
     image = keras.Input((size, size, 3), name="image")
     trunk = build_trunk(m.trunk, (size, size, 3), weights=m.weights)
+    if m.sync_batch_norm:
+        synchronize_batch_norm(trunk)
     features = GeMPooling(p=m.gem_p, name="gem_pooling")(trunk(image))
     projection = keras.layers.Dense(
         m.embedding_size, dtype="float32", name="embedding_projection"
@@ -61,6 +63,18 @@ def build_groknet(spec):
     outputs["embedding"] = embedding
     outputs["features"] = keras.layers.Identity(name="features")(features)
     return keras.Model(image, outputs, name="groknet")
+
+
+def synchronize_batch_norm(model):
+    """Makes every BatchNormalization of `model` use all-replica statistics.
+
+    Under a distribution strategy each replica then normalises with the
+    mean and variance of the global batch, so N replicas compute what one
+    device computes on the whole batch (Keras's `synchronized=True`).
+    """
+    for layer in model._flatten_layers(include_self=False):
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.synchronized = True
 
 
 def training_model(groknet, spec):

@@ -14,6 +14,7 @@ Layout of a spec (see `data_specs/*.yaml` for complete examples)::
       input_size: 64
       embedding_size: 400
       gem_p: 3.0
+      sync_batch_norm: false    # batch statistics over all replicas
     training:                   # all optional; CLI flags override
       epochs: 3
       steps_per_epoch: 50
@@ -78,6 +79,7 @@ class ModelSpec:
     input_size: int = 64
     embedding_size: int = 400
     gem_p: float = 3.0
+    sync_batch_norm: bool = False
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,6 +250,11 @@ class _Reader:
             self.fail(field, f"{kind} not found: {path}")
         return path
 
+    def flag(self, field, value):
+        if not isinstance(value, bool):
+            self.fail(field, f"must be true or false, got {value!r}")
+        return value
+
     def positive_int(self, field, value, minimum=1):
         if isinstance(value, bool) or not isinstance(value, int):
             self.fail(field, f"must be an integer, got {_kind(value)}")
@@ -311,6 +318,7 @@ class _Reader:
                 "input_size": lambda f, v: self.positive_int(f, v, 32),
                 "embedding_size": self.positive_int,
                 "gem_p": lambda f, v: self.number(f, v, positive=True),
+                "sync_batch_norm": self.flag,
             },
         )
 
@@ -332,11 +340,6 @@ class _Reader:
         def optional_int(field, value):
             return None if value is None else self.positive_int(field, value)
 
-        def flag(field, value):
-            if not isinstance(value, bool):
-                self.fail(field, f"must be true or false, got {value!r}")
-            return value
-
         checks = {
             "epochs": self.positive_int,
             "steps_per_epoch": self.positive_int,
@@ -345,7 +348,7 @@ class _Reader:
             "shuffle_buffer": self.positive_int,
             "seed": lambda f, v: self.positive_int(f, v, 0),
             "crop_area": crop_area,
-            "flip": flag,
+            "flip": self.flag,
         }
         for key in ("weight_decay", "brightness", "contrast", "saturation"):
             checks[key] = self.number

@@ -37,7 +37,9 @@ def check_config_round_trip(obj):
     return clone
 
 
-def check_fit_save_and_replicas(build, compile_kwargs, x, y, tmp_path):
+def check_fit_save_and_replicas(
+    build, compile_kwargs, x, y, tmp_path, sample_weight=None
+):
     """Fit step, `.keras` round trip and 2-replica equivalence of a model.
 
     Args:
@@ -47,13 +49,19 @@ def check_fit_save_and_replicas(build, compile_kwargs, x, y, tmp_path):
         x, y: one batch (even size, split evenly across two replicas); x
             may be a dict of inputs.
         tmp_path: where to save the `.keras` file.
+        sample_weight: optional per-output sample weights for the batch.
     """
     batch = len(keras.tree.flatten(x)[0])  # x may be a dict of inputs
+    batch_args = {
+        "batch_size": batch,
+        "sample_weight": sample_weight,
+        "verbose": 0,
+    }
     model = build()
     initial = [np.array(w) for w in model.get_weights()]
     model.compile(**compile_kwargs())
-    loss_before = model.evaluate(x, y, batch_size=batch, verbose=0)
-    model.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+    loss_before = model.evaluate(x, y, return_dict=True, **batch_args)
+    logged = model.fit(x, y, epochs=1, shuffle=False, **batch_args).history
     trained = [np.array(w) for w in model.get_weights()]
     assert all(np.isfinite(w).all() for w in trained)
     assert any(
@@ -69,8 +77,8 @@ def check_fit_save_and_replicas(build, compile_kwargs, x, y, tmp_path):
         atol=TOLERANCE,
     )
     np.testing.assert_allclose(
-        loaded.evaluate(x, y, batch_size=batch, verbose=0),
-        model.evaluate(x, y, batch_size=batch, verbose=0),
+        loaded.evaluate(x, y, **batch_args),
+        model.evaluate(x, y, **batch_args),
         rtol=TOLERANCE,
     )
 
@@ -78,9 +86,20 @@ def check_fit_save_and_replicas(build, compile_kwargs, x, y, tmp_path):
         mirrored = build()
         mirrored.set_weights(initial)
         mirrored.compile(**compile_kwargs())
-    mirrored_loss = mirrored.evaluate(x, y, batch_size=batch, verbose=0)
-    np.testing.assert_allclose(mirrored_loss, loss_before, rtol=TOLERANCE)
-    mirrored.fit(x, y, batch_size=batch, epochs=1, shuffle=False, verbose=0)
+    mirrored_loss = mirrored.evaluate(x, y, return_dict=True, **batch_args)
+    mirrored_logged = mirrored.fit(
+        x, y, epochs=1, shuffle=False, **batch_args
+    ).history
+    # Every loss (total and per output), as computed and as logged by fit.
+    for name, value in loss_before.items():
+        np.testing.assert_allclose(
+            mirrored_loss[name], value, rtol=TOLERANCE, err_msg=name
+        )
+    for name, values in logged.items():
+        np.testing.assert_allclose(
+            mirrored_logged[name], values, rtol=TOLERANCE, err_msg=name
+        )
+    # The same step: gradients equal to the tolerance (SGD, same start).
     for a, b in zip(mirrored.get_weights(), trained, strict=True):
         np.testing.assert_allclose(a, b, atol=TOLERANCE)
 

@@ -99,6 +99,7 @@ BROKEN = [
     ("model.trunk", "resnet9000", "model.trunk: unknown trunk 'resnet9000'"),
     ("model.input_size", 8, "model.input_size: must be a >= 32 integer"),
     ("model.gem_p", 0, "model.gem_p: must be positive, got 0"),
+    ("model.sync_batch_norm", "on", "model.sync_batch_norm: must be true or"),
     ("model.weights", "coco", "model.weights: must be null or 'imagenet'"),
     ("training.epoch", 3, "training.epoch: unknown key (did you mean"),
     (
