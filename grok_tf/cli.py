@@ -2,6 +2,7 @@
 
     grok-tf train --spec SPEC --out RUN_DIR [--epochs N]
                   [--steps-per-epoch N] [--replicas N]
+                  [--workers HOST:PORT,... --worker-index I]
     grok-tf evaluate --run RUN_DIR [--split NAME] [--report FILE]
     grok-tf convert-weights efficientnet_lite0 [--force]
     grok-tf demo [--out DIR]
@@ -34,6 +35,17 @@ def _parser():
         type=_positive,
         default=1,
         help="MirroredStrategy replicas (logical CPU devices without GPUs)",
+    )
+    train.add_argument(
+        "--workers",
+        help="host:port,host:port,... of every worker (sets TF_CONFIG for "
+        "MultiWorkerMirroredStrategy); run the same command on each",
+    )
+    train.add_argument(
+        "--worker-index",
+        type=int,
+        default=0,
+        help="this machine's position in --workers (0 writes the run)",
     )
 
     evaluate = commands.add_parser("evaluate", help="evaluate a run")
@@ -73,7 +85,14 @@ def _positive(text):
 
 
 def main(argv=None):
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "workers", None):
+        workers = args.workers.split(",")
+        if not 0 <= args.worker_index < len(workers):
+            parser.error(f"--worker-index must be in 0..{len(workers) - 1}")
+        if args.replicas > 1:
+            parser.error("--replicas is for one machine, not with --workers")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     from grok_tf.distribution import DistributionError
     from grok_tf.spec import SpecError
@@ -92,8 +111,11 @@ def main(argv=None):
 
 def _run(args):
     if args.command == "train":
+        from grok_tf.distribution import join_cluster
         from grok_tf.training import train
 
+        if args.workers:
+            join_cluster(args.workers.split(","), args.worker_index)
         train(
             args.spec,
             args.out,

@@ -16,6 +16,7 @@ loss (Keras wants a label for every output it computes a metric on).
 import keras
 import tensorflow as tf
 
+from grok_tf.distribution import DistributedTrainingModel
 from grok_tf.heads import head_loss
 from grok_tf.heads import head_metrics
 from grok_tf.heads import head_output
@@ -87,7 +88,9 @@ def training_model(groknet, spec):
     pairwise = [h for h in spec.heads if h.type == "pairwise"]
     if not pairwise:
         outputs = {h.name: groknet.get_layer(h.name).output for h in spec.heads}
-        return keras.Model(groknet.input, outputs, name="groknet_training")
+        return DistributedTrainingModel(
+            groknet.input, outputs, name="groknet_training"
+        )
     inputs = {"image": groknet.input}
     embedding = groknet.get_layer("embedding").output
     outputs = {}
@@ -98,7 +101,7 @@ def training_model(groknet, spec):
             outputs[head.name] = pairwise_output(head, embedding, ids)
         else:
             outputs[head.name] = groknet.get_layer(head.name).output
-    return keras.Model(inputs, outputs, name="groknet_training")
+    return DistributedTrainingModel(inputs, outputs, name="groknet_training")
 
 
 def model_inputs(spec):

@@ -19,6 +19,7 @@ Weight decay (AdamW) skips GeM's `p`, biases and batch-norm parameters.
 import dataclasses
 import json
 import os
+import shutil
 import sys
 import warnings
 from pathlib import Path
@@ -30,7 +31,9 @@ from grok_tf.batch_mixer import distributed_training_batches
 from grok_tf.batch_mixer import evaluation_batches
 from grok_tf.batch_mixer import per_replica_images
 from grok_tf.batch_mixer import training_batches
+from grok_tf.distribution import is_chief
 from grok_tf.distribution import training_strategy
+from grok_tf.distribution import worker_index
 from grok_tf.groknet import build_groknet
 from grok_tf.groknet import compile_arguments
 from grok_tf.groknet import model_inputs
@@ -66,7 +69,11 @@ def train(
         epochs: overrides the spec's `training.epochs`.
         steps_per_epoch: overrides the spec's `training.steps_per_epoch`.
         replicas: train under `MirroredStrategy` with this many replicas
-            (logical CPU devices when there is no GPU).
+            (logical CPU devices when there is no GPU). With several
+            workers in `TF_CONFIG`, training runs under
+            `MultiWorkerMirroredStrategy` instead and only worker 0 writes
+            `run_dir` (the others keep their state in `run_dir/.worker_<i>`,
+            removed when training ends).
         callbacks: extra Keras callbacks, after the run's own.
         verbose: Keras `fit` verbosity; "auto" is a progress bar on a
             terminal and one line per epoch otherwise (logs, CI).
@@ -87,7 +94,10 @@ def train(
     }
     settings = dataclasses.replace(spec.training, **overrides)
     per_replica_images(spec, strategy.num_replicas_in_sync)
+    chief = is_chief(strategy)
     run_dir = Path(run_dir)
+    if not chief:
+        run_dir = run_dir / f".worker_{worker_index(strategy)}"
     _start_run(run_dir, spec, strategy.num_replicas_in_sync)
     log = CorruptImageLog()
     train_splits = {d.name: read_split(spec, d, "train") for d in spec.datasets}
@@ -131,6 +141,8 @@ def train(
             verbose=fit_verbosity(verbose),
         )
     save_atomically(groknet, run_dir / "model.keras")
+    if not chief:
+        shutil.rmtree(run_dir, ignore_errors=True)
     return history.history
 
 

@@ -1,9 +1,11 @@
 import json
+import os
 
 import pytest
 
 from grok_tf.distribution import DistributionError
 from grok_tf.distribution import cluster_workers
+from grok_tf.distribution import join_cluster
 from grok_tf.distribution import training_strategy
 from tests.harness import two_replica_strategy
 
@@ -15,10 +17,14 @@ def test_one_machine_gets_mirrored_replicas(monkeypatch):
     assert training_strategy(1).num_replicas_in_sync == 1
 
 
-def test_a_cluster_is_refused_clearly_not_ignored(monkeypatch):
+def test_cluster_settings(monkeypatch):
     workers = ["10.0.0.1:2222", "10.0.0.2:2222"]
-    config = {"cluster": {"worker": workers}, "task": {"index": 0}}
-    monkeypatch.setenv("TF_CONFIG", json.dumps(config))
+    # Registered with monkeypatch so the test leaves TF_CONFIG as it was.
+    monkeypatch.setenv("TF_CONFIG", "{}")
+    join_cluster(workers, 1)
     assert cluster_workers() == workers
-    with pytest.raises(DistributionError, match="keras-team/keras#20585"):
-        training_strategy(1)
+    assert json.loads(os.environ["TF_CONFIG"])["task"]["index"] == 1
+    with pytest.raises(DistributionError, match="is not in 0..1"):
+        join_cluster(workers, 2)
+    with pytest.raises(DistributionError, match="--replicas is for one"):
+        training_strategy(2)

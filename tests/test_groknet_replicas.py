@@ -59,18 +59,26 @@ def all_losses_spec(tmp_path):
     return spec, splits
 
 
-def test_two_replicas_equal_one_for_every_loss(tmp_path):
-    spec, splits = all_losses_spec(tmp_path)
+def one_replica_batches(folder, replicas):
+    """`replicas` per-replica batches [2 toy | 1 tagged] side by side.
+
+    What one device sees when each replica sees one of them: the global
+    batch of the distributed pipeline, as model inputs (x, y, sample weights).
+    """
+    spec, splits = all_losses_spec(folder)
     batches = iter(training_batches(spec, splits, CorruptImageLog()))
-    # Two per-replica batches [2 toy | 1 tagged] side by side: what one
-    # device sees when two replicas see one each.
-    halves = [next(batches) for _ in range(2)]
+    parts = [next(batches) for _ in range(replicas)]
     images, labels, weights = keras.tree.map_structure(
-        lambda a, b: np.concatenate([a, b]), *halves
+        lambda *a: np.concatenate(a), *parts
     )
-    x, y, sw = keras.tree.map_structure(
+    return keras.tree.map_structure(
         np.asarray, model_inputs(spec)(images, labels, weights)
     )
+
+
+def test_two_replicas_equal_one_for_every_loss(tmp_path):
+    spec, _ = all_losses_spec(tmp_path)
+    x, y, sw = one_replica_batches(tmp_path, replicas=2)
     assert np.isin(y["colour"][:2], [0, 1, 2]).all() and y["colour"][2] == -1
 
     def build():
