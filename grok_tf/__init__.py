@@ -4,7 +4,8 @@ The flow, one module per concept:
 
     spec.py (data specs) -> sources.py (readers) -> batch_mixer.py
     (multi-dataset tf.data) -> groknet.py (trunks/ + layers/gem_pooling.py
-    + heads) -> losses/ -> training.py (model.fit) -> evaluation.py
+    + heads.py) -> losses/ -> training.py (model.fit, distribution.py)
+    -> evaluation.py (retrieval_metrics.py)
 
 `synthetic_catalog.py` generates the embedded default dataset; `cli.py` is
 the `grok-tf` command. Importing `grok_tf` is light: TensorFlow loads when a
@@ -17,7 +18,13 @@ __version__ = "0.1.0"
 
 _PUBLIC = {
     "GeMPooling": "grok_tf.layers",
+    "CosineClassifier": "grok_tf.layers",
+    "CrossReplicaPairwiseLoss": "grok_tf.layers",
     "MultiLabelSoftmaxCrossEntropy": "grok_tf.losses",
+    "ArcFaceLoss": "grok_tf.losses",
+    "MultiLabelArcFaceLoss": "grok_tf.losses",
+    "PerExampleLoss": "grok_tf.losses",
+    "retrieval_metrics": "grok_tf.retrieval_metrics",
     "load_spec": "grok_tf.spec",
     "build_groknet": "grok_tf.groknet",
     "train": "grok_tf.training",
