@@ -24,7 +24,6 @@ _PUBLIC = {
     "ArcFaceLoss": "grok_tf.losses",
     "MultiLabelArcFaceLoss": "grok_tf.losses",
     "PerExampleLoss": "grok_tf.losses",
-    "retrieval_metrics": "grok_tf.retrieval_metrics",
     "load_spec": "grok_tf.spec",
     "build_groknet": "grok_tf.groknet",
     "train": "grok_tf.training",
