@@ -85,12 +85,6 @@ def training_model(groknet, spec):
     -1 for none) and their per-example loss as an output; the model's inputs
     are then a dict (see `model_inputs`).
     """
-    pairwise = [h for h in spec.heads if h.type == "pairwise"]
-    if not pairwise:
-        outputs = {h.name: groknet.get_layer(h.name).output for h in spec.heads}
-        return DistributedTrainingModel(
-            groknet.input, outputs, name="groknet_training"
-        )
     inputs = {"image": groknet.input}
     embedding = groknet.get_layer("embedding").output
     outputs = {}
@@ -101,6 +95,8 @@ def training_model(groknet, spec):
             outputs[head.name] = pairwise_output(head, embedding, ids)
         else:
             outputs[head.name] = groknet.get_layer(head.name).output
+    if len(inputs) == 1:  # no id inputs: the plain image model
+        inputs = groknet.input
     return DistributedTrainingModel(inputs, outputs, name="groknet_training")
 
 
