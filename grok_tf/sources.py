@@ -261,16 +261,53 @@ def _collect(spec, dataset, rows, label_of):
     """Builds `_Tokens` from `(relative_path, where, row)` triples."""
     refs, where = [], []
     tokens = {head: [] for head in dataset.feeds}
+    tag_tables = _tag_tables(spec, dataset)
     for relative, origin, row in rows:
         refs.append(str(dataset.root / relative))
         where.append(origin)
         for head, column in dataset.feeds.items():
+            if head in tag_tables:
+                column = column["column"]
             if isinstance(column, str) and column.startswith("path:"):
                 value = _path_part(spec, dataset, relative, column, origin)
             else:
                 value = label_of(row, column, origin)
+            if head in tag_tables:
+                value = _tags_of(tag_tables[head][0], value, head, origin)
             tokens[head].append(value)
-    return _Tokens(refs=refs, tokens=tokens, where=where)
+    vocabularies = {head: table[1] for head, table in tag_tables.items()}
+    return _Tokens(
+        refs=refs, tokens=tokens, where=where, vocabularies=vocabularies
+    )
+
+
+def _tag_tables(spec, dataset):
+    """Head -> (product -> tags, vocabulary) for the dataset's tag feeds."""
+    from grok_tf.query_mining import read_tag_table
+
+    tables = {}
+    for head, column in dataset.feeds.items():
+        if isinstance(column, dict):
+            try:
+                tables[head] = read_tag_table(column["tags"], dataset.root)
+            except ValueError as error:
+                raise SpecError(
+                    f"{spec.path.name}: datasets.{dataset.name}.feeds.{head}"
+                    f".tags: {error}"
+                ) from None
+    return tables
+
+
+def _tags_of(table, products, head, origin):
+    tags = set()
+    for product in products:
+        if product not in table:
+            raise SpecError(
+                f"{origin}: head '{head}': product {product!r} has no row in "
+                "its tag table"
+            )
+        tags.update(table[product])
+    return tuple(sorted(tags))
 
 
 def _read_image_list(spec, dataset, ref):

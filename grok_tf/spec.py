@@ -32,6 +32,11 @@ Layout of a spec (see `data_specs/*.yaml` for complete examples)::
         splits: {train: train.txt, val: val.txt}
         images_per_batch: 16
         feeds: {category: 0}    # head -> label column of this source
+        # A multi-label head may take the query tags of each image's
+        # product, mined from a product table (grok_tf.query_mining):
+        #   queries: {column: 0, tags: {file: products.csv, key: id,
+        #             text: [name, description], min_products: 2,
+        #             max_share: 0.25}}
 
 Strings expand `${VAR}` and `${VAR:-default}` environment variables and `~`;
 relative paths are relative to the spec file's folder. Vocabulary files and
@@ -131,7 +136,10 @@ class DatasetSpec:
 
     `feeds` maps a head name to the label column of the source: an int
     column of a list file, a CSV column or tfds feature name, `class_folder`
-    for image folders, or `path:K` for the K-th component of the image path.
+    for image folders, or `path:K` for the K-th component of the image path;
+    or, for a multi-label head, a tag feed `{"column": <product column>,
+    "tags": {...}}` giving each image the query tags mined for its product
+    (`grok_tf.query_mining.read_tag_table`).
     `options` holds source-specific settings (`catalog`, `data_dir`,
     `image_key` for tfds; `seed` and `config` for synthetic).
     """
@@ -180,6 +188,9 @@ _SOURCE_KEYS = {
     "tfds": {"catalog", "data_dir", "image_key"},
     "synthetic": {"root", "seed", "config"},
 }
+# Sources whose feeds may be tag feeds, and the tag mining defaults.
+_TAG_SOURCES = ("image_list", "image_folder", "csv_tags", "synthetic")
+_TAG_DEFAULTS = {"min_products": 2, "max_share": 0.25}
 _DATASET_KEYS = {"name", "source", "splits", "images_per_batch", "feeds"}
 _HEAD_KEYS = {"name", "type", "classes", "loss_weight"}
 
@@ -475,6 +486,22 @@ class _Reader:
                 hint = difflib.get_close_matches(str(head), sorted(heads), 1)
                 extra = f" (did you mean '{hint[0]}'?)" if hint else ""
                 self.fail(f"{field}.feeds.{head}", f"no such head{extra}")
+        feeds = {
+            head: self.tag_feed(f"{field}.feeds.{head}", column, root, source)
+            if isinstance(column, dict)
+            else column
+            for head, column in feeds.items()
+        }
+        for head, column in feeds.items():
+            if isinstance(column, dict) and heads[head] not in (
+                MULTILABEL_HEAD_TYPES
+            ):
+                self.fail(
+                    f"{field}.feeds.{head}",
+                    f"a tag feed gives several labels per image; head "
+                    f"'{head}' is {heads[head]} "
+                    f"(use {' or '.join(MULTILABEL_HEAD_TYPES)})",
+                )
         options = {
             key: raw[key]
             for key in _SOURCE_KEYS[source] - {"root"}
@@ -499,6 +526,40 @@ class _Reader:
             feeds=dict(feeds),
             options=options,
         )
+
+    def tag_feed(self, field, raw, root, source):
+        """A feed of query tags mined from product texts (query_mining)."""
+        if source not in _TAG_SOURCES:
+            self.fail(
+                field,
+                f"tag feeds need a file source ({', '.join(_TAG_SOURCES)}), "
+                f"not {source}",
+            )
+        self.check_keys(field, raw, {"column", "tags"}, ("column", "tags"))
+        tags = raw["tags"]
+        self.check_keys(
+            f"{field}.tags",
+            tags,
+            set(_TAG_DEFAULTS) | {"file", "key", "text"},
+            ("file", "key", "text"),
+        )
+        path = root / self.expand(f"{field}.tags.file", tags["file"])
+        if not path.is_file():
+            self.fail(f"{field}.tags.file", f"file not found: {path}")
+        text = tags["text"]
+        text = [text] if isinstance(text, str) else text
+        if not isinstance(text, list) or not text:
+            self.fail(f"{field}.tags.text", "must name one or more columns")
+        settings = {**_TAG_DEFAULTS, **tags, "file": str(path), "text": text}
+        self.positive_int(
+            f"{field}.tags.min_products", settings["min_products"]
+        )
+        share = self.number(f"{field}.tags.max_share", settings["max_share"])
+        if not 0 < share <= 1:
+            self.fail(
+                f"{field}.tags.max_share", f"must be in (0, 1], got {share}"
+            )
+        return {"column": raw["column"], "tags": settings}
 
     def catalogue(self, field, raw, root, feeds, heads):
         """A CSV of catalogue images and their ids, for retrieval."""

@@ -19,6 +19,7 @@ def test_grocery_spec_reads_the_real_dataset(grok_data):
         "coarse_class": 43,
         "top_group": 3,
         "product": 81,
+        "queries": 257,  # tags mined from the product texts
     }
     assert spec.head("fine_class").classes[1] == "Granny-Smith"
     train_split = read_split(spec, spec.datasets[0], "train")
