@@ -18,7 +18,6 @@ Weight decay (AdamW) skips GeM's `p`, biases and batch-norm parameters.
 
 import dataclasses
 import json
-import os
 import shutil
 import sys
 import warnings
@@ -27,6 +26,8 @@ from pathlib import Path
 import keras
 import yaml
 
+from grok_tf.atomic_files import save_atomically
+from grok_tf.atomic_files import write_json
 from grok_tf.batch_mixer import distributed_training_batches
 from grok_tf.batch_mixer import evaluation_batches
 from grok_tf.batch_mixer import per_replica_images
@@ -221,22 +222,6 @@ def load_run(run_dir):
     ]
     spec = spec.replace_heads(heads)
     return spec, keras.saving.load_model(model_path)
-
-
-def save_atomically(model, path):
-    """Saves a `.keras` file next to `path`, then renames it into place."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial.keras")
-    model.save(partial)
-    os.replace(partial, path)
-
-
-def write_json(path, value):
-    """Writes JSON next to `path`, then renames it into place."""
-    path = Path(path)
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    os.replace(partial, path)
 
 
 def _start_run(run_dir, spec, replicas):
