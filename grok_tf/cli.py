@@ -4,6 +4,9 @@
                   [--steps-per-epoch N] [--replicas N]
                   [--workers HOST:PORT,... --worker-index I]
     grok-tf evaluate --run RUN_DIR [--split NAME] [--report FILE]
+    grok-tf compress --run RUN_DIR [--bits 256] [--split train]
+    grok-tf index --run RUN_DIR --images LIST_OR_FOLDER --out INDEX_DIR
+    grok-tf search --run RUN_DIR --index INDEX_DIR IMAGE... [-k 10]
     grok-tf convert-weights efficientnet_lite0 [--force]
     grok-tf demo [--out DIR]
 
@@ -52,6 +55,43 @@ def _parser():
     evaluate.add_argument("--run", required=True, help="run directory")
     evaluate.add_argument("--split", default="val", help="split name")
     evaluate.add_argument("--report", help="also write the JSON here")
+
+    compress = commands.add_parser(
+        "compress",
+        help="train the Catalyzer (and LSH / ITQ baselines) that compress "
+        "the run's embeddings to binary hashes",
+    )
+    compress.add_argument("--run", required=True, help="run directory")
+    compress.add_argument(
+        "--bits", type=_positive, default=256, help="hash length (256)"
+    )
+    compress.add_argument(
+        "--split", default="train", help="split to train on (train)"
+    )
+    compress.add_argument(
+        "--epochs", type=_positive, default=10, help="Catalyzer epochs (10)"
+    )
+
+    index = commands.add_parser(
+        "index", help="hash a list or folder of images into a search index"
+    )
+    index.add_argument("--run", required=True, help="compressed run directory")
+    index.add_argument(
+        "--images",
+        required=True,
+        help="a folder of images, or a file of 'path[, id]' lines",
+    )
+    index.add_argument("--out", required=True, help="index directory")
+
+    search = commands.add_parser(
+        "search", help="nearest indexed products of images (JSON)"
+    )
+    search.add_argument("--run", required=True, help="compressed run directory")
+    search.add_argument("--index", required=True, help="index directory")
+    search.add_argument("images", nargs="+", metavar="IMAGE")
+    search.add_argument(
+        "-k", type=_positive, default=10, help="results per image (10)"
+    )
 
     convert = commands.add_parser(
         "convert-weights",
@@ -104,6 +144,7 @@ def main(argv=None):
         DistributionError,
         FileNotFoundError,
         FileExistsError,
+        ValueError,  # bad input files (image lists, indexes), named
     ) as error:
         print(f"grok-tf: error: {error}", file=sys.stderr)
         return 2
@@ -135,6 +176,41 @@ def _run(args):
         print(text)
         if args.report:
             Path(args.report).write_text(text + "\n")
+    elif args.command == "compress":
+        from grok_tf.compression import compress_run
+
+        summary = compress_run(
+            args.run,
+            bits=args.bits,
+            split=args.split,
+            epochs=args.epochs,
+            verbose=int(sys.stderr.isatty()),
+        )
+        print(json.dumps(summary, indent=2, sort_keys=True))
+    elif args.command == "index":
+        from grok_tf.product_search import ProductHasher
+        from grok_tf.product_search import build_index
+
+        hasher = ProductHasher(args.run)
+        index, skipped = build_index(
+            hasher, args.images, args.out, verbose=int(sys.stderr.isatty())
+        )
+        for path in skipped:
+            print(f"grok-tf: skipped unreadable image {path}", file=sys.stderr)
+        print(
+            f"grok-tf: indexed {len(index)} images ({len(skipped)} skipped) "
+            f"in {args.out}"
+        )
+    elif args.command == "search":
+        from grok_tf.hash_index import HashIndex
+        from grok_tf.product_search import ProductHasher
+        from grok_tf.product_search import search_index
+
+        hasher = ProductHasher(args.run)
+        results = search_index(
+            hasher, HashIndex.load(args.index), args.images, k=args.k
+        )
+        print(json.dumps(results, indent=2))
     elif args.command == "convert-weights":
         from grok_tf.pretrained.efficientnet_lite0 import (
             convert_efficientnet_lite0,

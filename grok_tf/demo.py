@@ -70,17 +70,21 @@ def summary_table(report):
             f"{value if value is not None else float('nan'):>7.3f} "
             f"{chance:>7.3f} {ratio:>8.1f}"
         )
-    for head, searches in report.get("retrieval", {}).items():
-        if "same_as" in searches:
+    for head, entry in report.get("retrieval", {}).items():
+        if "same_as" in entry:
             continue
-        for name, metrics in searches.items():
-            lines.append(
-                f"{head} retrieval {name}: "
-                + ", ".join(
-                    f"{k} {metrics[k]:.3f}"
-                    for k in ("recall@1", "recall@5", "map@r")
+        lines.append(
+            f"{head + ' retrieval':<32} {'R@1':>6} {'R@5':>6} {'mAP@R':>6} "
+            f"{'bytes':>6}"
+        )
+        sizes = entry["bytes_per_item"]
+        for search in ("photo_to_photo", "photo_to_catalogue"):
+            for name, metrics in entry.get(search, {}).items():
+                lines.append(
+                    f"  {search + ' ' + name:<30} {metrics['recall@1']:>6.3f} "
+                    f"{metrics['recall@5']:>6.3f} {metrics['map@r']:>6.3f} "
+                    f"{sizes[name]:>6}"
                 )
-            )
     skipped = report["corrupt_images"]["skipped"]
     if skipped:
         lines.append(f"{skipped} unreadable images were skipped")

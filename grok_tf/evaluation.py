@@ -4,7 +4,9 @@ Softmax and ArcFace heads report top-1 accuracy over the images that have a
 label for the head; multi-label heads report mAP, the mean over classes
 (with at least one positive) of the average precision of the head's softmax
 scores. Id heads (ArcFace, pairwise) also report retrieval with the
-embedding: Recall@1/5/10 and mAP@R, photo -> photo and photo -> catalogue.
+embedding: Recall@1/5/10 and mAP@R, photo -> photo and photo -> catalogue,
+with the float embedding and, once the run is compressed (`grok-tf
+compress`), with its Catalyzer, LSH and ITQ hashes side by side.
 """
 
 import numpy as np
@@ -100,15 +102,24 @@ def predict_split(spec, model, split_name, batch_size=64, verbose=0):
     return predict(spec, model, splits, batch_size, verbose)
 
 
-def retrieval_report(spec, model, outputs, labels, batch_size=64):
+def retrieval_report(spec, model, outputs, labels, batch_size=64, hashers=None):
     """Recall@1/5/10 and mAP@R of every id head's photos, as queries.
 
     `photo_to_photo`: each labelled photo against the others (itself
     excluded); `photo_to_catalogue`: against the catalogue images of the
-    datasets that name one (see `grok_tf.sources.read_catalogue`). A head
-    with the same ids as an earlier one (ArcFace and pairwise on one product
-    id) gets `{"same_as": that head}`.
+    datasets that name one (see `grok_tf.sources.read_catalogue`). Each is
+    measured with the float embedding (`float`, cosine) and with every
+    hasher's binary codes (Hamming), side by side, with the memory of one
+    item in `bytes_per_item`. A head with the same ids as an earlier one
+    (ArcFace and pairwise on one product id) gets `{"same_as": that head}`.
+
+    Args:
+        hashers: optional `name -> fn(float [N, d]) -> uint8 codes`
+            (`grok_tf.compression.load_hashers`).
     """
+    representations = {"float": (lambda x: x, "cosine")}
+    for name, hasher in (hashers or {}).items():
+        representations[name] = (hasher, "hamming")
     report = {}
     for head in spec.heads:
         if head.type not in ID_HEAD_TYPES:
@@ -129,11 +140,7 @@ def retrieval_report(spec, model, outputs, labels, batch_size=64):
         queries, query_ids = outputs["embedding"][ids >= 0], ids[ids >= 0]
         if not len(query_ids):
             continue
-        entry = {
-            "photo_to_photo": retrieval_metrics(
-                queries, query_ids, queries, query_ids, exclude_self=True
-            )
-        }
+        searches = {"photo_to_photo": (queries, query_ids, True)}
         catalogues = [
             read_catalogue(spec, d)
             for d in spec.datasets
@@ -143,12 +150,25 @@ def retrieval_report(spec, model, outputs, labels, batch_size=64):
             gallery, gallery_labels, _, _ = predict(
                 spec, model, catalogues, batch_size
             )
-            entry["photo_to_catalogue"] = retrieval_metrics(
-                queries,
-                query_ids,
+            searches["photo_to_catalogue"] = (
                 gallery["embedding"],
                 gallery_labels[head.name],
+                False,
             )
+        entry = {search: {} for search in searches}
+        entry["bytes_per_item"] = {}
+        for name, (encode, metric) in representations.items():
+            encoded = encode(queries)
+            entry["bytes_per_item"][name] = int(encoded[0].nbytes)
+            for search, (gallery, gallery_ids, is_self) in searches.items():
+                entry[search][name] = retrieval_metrics(
+                    encoded,
+                    query_ids,
+                    encoded if is_self else encode(gallery),
+                    gallery_ids,
+                    metric=metric,
+                    exclude_self=is_self,
+                )
         report[head.name] = entry
     return report
 
@@ -172,6 +192,8 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
     >>> report["heads"]["category"]["value"]  # doctest: +SKIP
     0.93
     """
+    from grok_tf.compression import load_hashers
+
     spec, model = load_run(run_dir)
     outputs, labels, weights, log = predict_split(
         spec, model, split, batch_size, verbose
@@ -202,7 +224,9 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
         "split": split,
         "images": int(len(outputs["embedding"])),
         "heads": heads,
-        "retrieval": retrieval_report(spec, model, outputs, labels, batch_size),
+        "retrieval": retrieval_report(
+            spec, model, outputs, labels, batch_size, load_hashers(run_dir)
+        ),
         "corrupt_images": log.summary(),
     }
 

@@ -66,9 +66,9 @@ def test_a_few_training_steps_on_real_data(tmp_path, grok_data, name):
         assert head["examples"] > 0 and 0.0 <= head["value"] <= 1.0
     if name == "grocery.yaml":
         retrieval = report["retrieval"]["product"]
-        photos = retrieval["photo_to_photo"]
+        photos = retrieval["photo_to_photo"]["float"]
         assert photos["queries"] + photos["queries_without_match"] == 296
-        catalogue = retrieval["photo_to_catalogue"]
+        catalogue = retrieval["photo_to_catalogue"]["float"]
         assert catalogue["queries"] == 296  # every product has its image
         for metrics in (photos, catalogue):
             assert 0.0 <= metrics["recall@1"] <= metrics["recall@10"] <= 1.0

@@ -165,7 +165,7 @@ def test_all_embedding_losses_train_on_two_replicas(tmp_path):
     report = evaluate_run(run)
     assert "pairs" not in report["heads"]  # a training loss, no output
     assert report["heads"]["product"]["metric"] == "top1"
-    photos = report["retrieval"]["product"]["photo_to_photo"]
+    photos = report["retrieval"]["product"]["photo_to_photo"]["float"]
     assert photos["queries"] == 6  # 3 colours x 2 val photos
     assert 0.0 <= photos["map@r"] <= 1.0
     assert report["retrieval"]["pairs"] == {"same_as": "product"}

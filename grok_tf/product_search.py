@@ -1,0 +1,219 @@
+"""Exact-product search with a trained run: images -> hashes -> neighbours.
+
+The flow of `grok-tf index` and `grok-tf search`, and of notebooks:
+
+1. `embed_images`: photos -> the run's 400-d embeddings, with a `valid`
+   flag per photo (unreadable photos are flagged, never fatal);
+2. `ProductHasher`: embeddings -> 256-bit codes with the run's Catalyzer
+   (trained by `grok-tf compress`, see `grok_tf.compression`);
+3. `build_index` / `search_index`: codes in a `grok_tf.hash_index.HashIndex`
+   on disk, searched by Hamming distance.
+
+Example (a notebook):
+
+>>> hasher = ProductHasher("runs/grocery")  # doctest: +SKIP
+>>> index = build_index(hasher, "catalogue.txt", "indexes/shelf")
+... # doctest: +SKIP
+>>> search_index(hasher, index, ["query.jpg"], k=5)[0]["results"][0]
+... # doctest: +SKIP
+{'id': 'Granny-Smith', 'path': '/data/granny.jpg', 'distance': 17}
+"""
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from grok_tf.hash_index import HashIndex
+from grok_tf.image_preprocessing import load_image_or_flag
+from grok_tf.image_preprocessing import resize_for_eval
+from grok_tf.sources import IMAGE_SUFFIXES
+
+
+def read_image_refs(images):
+    """Image paths and ids from a list file or a folder.
+
+    Args:
+        images: a folder (every image below it, sorted; the id of an image
+            is its path relative to the folder, without suffix), or a text
+            file of `path[, id, ...]` lines (paths relative to the file's
+            folder; the id is the first label, else the path; blank lines
+            and `#` comments skipped), e.g. grocery's `train.txt`, whose
+            first label is the product.
+
+    Returns:
+        `(paths, ids)`: lists of str.
+
+    Raises:
+        FileNotFoundError: `images` does not exist.
+        ValueError: the folder or list holds no image.
+    """
+    images = Path(images)
+    if images.is_dir():
+        files = sorted(
+            p
+            for p in images.rglob("*")
+            if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+        )
+        paths = [str(p) for p in files]
+        ids = [str(p.relative_to(images).with_suffix("")) for p in files]
+    elif images.is_file():
+        paths, ids = [], []
+        for line in images.read_text().splitlines():
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            parts = [p.strip() for p in line.split(",")]
+            path = Path(parts[0])
+            paths.append(
+                str(path if path.is_absolute() else images.parent / path)
+            )
+            ids.append(parts[1] if len(parts) > 1 and parts[1] else parts[0])
+    else:
+        raise FileNotFoundError(f"{images}: no such image folder or list file")
+    if not paths:
+        raise ValueError(
+            f"{images}: holds no image ({', '.join(IMAGE_SUFFIXES)})"
+        )
+    return paths, ids
+
+
+def embed_images(model, paths, input_size, batch_size=64, verbose=0):
+    """Embeds image files with a GrokNet inference model.
+
+    Each photo is read, decoded and resized exactly as in evaluation. A
+    photo that cannot be read or decoded gets `valid=False` and a zero
+    embedding; the others are unaffected.
+
+    Args:
+        model: a model from `grok_tf.groknet.build_groknet` (or a loaded
+            run), whose outputs include `embedding`.
+        paths: image file paths.
+        input_size: the model's square input size.
+        batch_size: images per forward pass.
+        verbose: 1 shows a progress bar.
+
+    Returns:
+        `(embeddings, valid)`: float32 `[N, d]` and bool `[N]`.
+    """
+    import keras
+
+    def load(path):
+        image, ok = load_image_or_flag(path, tf.constant(b""))
+        return resize_for_eval(image, input_size), ok
+
+    ds = (
+        tf.data.Dataset.from_tensor_slices(tf.constant(list(paths), tf.string))
+        .map(load, num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE)
+    )
+    progress = keras.utils.Progbar(len(paths)) if verbose else None
+    embeddings, valid = [], []
+    for images, ok in ds:
+        batch = np.asarray(model(images, training=False)["embedding"])
+        ok = np.asarray(ok)
+        embeddings.append(np.where(ok[:, None], batch, 0).astype(np.float32))
+        valid.append(ok)
+        if progress:
+            progress.add(len(ok))
+    if not embeddings:
+        width = int(model.get_layer("embedding").output.shape[-1])
+        return np.zeros((0, width), np.float32), np.zeros((0,), bool)
+    return np.concatenate(embeddings), np.concatenate(valid)
+
+
+class ProductHasher:
+    """A run's image -> 256-bit hash function (trunk, embedding, Catalyzer).
+
+    Args:
+        run_dir: a trained and compressed run (`grok-tf train`, then
+            `grok-tf compress`).
+        batch_size: images per forward pass.
+
+    Example:
+
+    >>> hasher = ProductHasher("runs/demo")  # doctest: +SKIP
+    >>> codes, valid = hasher.hash(["a.jpg", "b.jpg"])  # doctest: +SKIP
+    >>> codes.shape, codes.dtype  # doctest: +SKIP
+    ((2, 32), dtype('uint8'))
+    """
+
+    def __init__(self, run_dir, batch_size=64):
+        from grok_tf.compression import load_catalyzer
+        from grok_tf.training import load_run
+
+        self.run_dir = Path(run_dir)
+        self.spec, self.model = load_run(run_dir)
+        self.catalyzer = load_catalyzer(run_dir)
+        self.bits = int(self.catalyzer.output.shape[-1])
+        self.batch_size = batch_size
+
+    def hash(self, paths, verbose=0):
+        """Packed hashes `uint8 [N, bits/8]` and `valid` flags of images.
+
+        An unreadable image is flagged `valid=False`; its code is
+        meaningless (the hash of a zero embedding).
+        """
+        from grok_tf.catalyzer import catalyzer_codes
+
+        embeddings, valid = embed_images(
+            self.model,
+            paths,
+            self.spec.model.input_size,
+            self.batch_size,
+            verbose,
+        )
+        return catalyzer_codes(self.catalyzer, embeddings), valid
+
+
+def build_index(hasher, images, out=None, verbose=0):
+    """Hashes the images of a list file or folder into a `HashIndex`.
+
+    Args:
+        hasher: a `ProductHasher`.
+        images: a list file or folder (see `read_image_refs`).
+        out: optional directory to save the index to (atomically).
+        verbose: 1 shows a progress bar.
+
+    Returns:
+        `(index, skipped)`: the index of the readable images, and the paths
+        of the images that could not be read (left out, never fatal).
+    """
+    paths, ids = read_image_refs(images)
+    codes, valid = hasher.hash(paths, verbose)
+    index = HashIndex(hasher.bits)
+    keep = np.flatnonzero(valid)
+    index.add(codes[keep], [ids[i] for i in keep], [paths[i] for i in keep])
+    if out is not None:
+        index.save(out)
+    return index, [p for p, ok in zip(paths, valid, strict=True) if not ok]
+
+
+def search_index(hasher, index, paths, k=10):
+    """The k nearest indexed items of each query image.
+
+    Args:
+        hasher: a `ProductHasher` (the same run that built the index).
+        index: a `HashIndex`.
+        paths: query image paths.
+        k: neighbours per query.
+
+    Returns:
+        One dict per query: `{"image", "valid", "results"}`, results a list
+        of `{"id", "path", "distance"}` (Hamming, ascending); an unreadable
+        image has `valid: false` and no results.
+
+    Raises:
+        ValueError: the index holds codes of another length than the run's.
+    """
+    if index.bits != hasher.bits:
+        raise ValueError(
+            f"the index holds {index.bits}-bit codes, the run makes "
+            f"{hasher.bits}-bit codes: was it built with another run?"
+        )
+    codes, valid = hasher.hash(paths)
+    found = index.search(codes, k)
+    return [
+        {"image": str(path), "valid": bool(ok), "results": hits if ok else []}
+        for path, ok, hits in zip(paths, valid, found, strict=True)
+    ]
