@@ -19,6 +19,7 @@ dataset is not diluted by the others' images.
 """
 
 import keras
+from keras import ops
 
 from grok_tf.layers import CosineClassifier
 from grok_tf.layers import CrossReplicaPairwiseLoss
@@ -79,3 +80,13 @@ def head_logits(head, output):
     if head.type in ARCFACE_TYPES:
         return head.options["scale"] * output
     return output
+
+
+def head_probabilities(head, output):
+    """Class probabilities from the head's output: softmax of its logits.
+
+    For multi-label heads too (the spread target of their losses makes the
+    softmax share of each label its score); calibration maps these scores
+    to per-class probabilities (`grok_tf.calibration`).
+    """
+    return ops.softmax(ops.cast(head_logits(head, output), "float32"), axis=-1)
