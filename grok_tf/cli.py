@@ -7,8 +7,11 @@
     grok-tf compress --run RUN_DIR [--bits 256] [--split train]
     grok-tf index --run RUN_DIR --images LIST_OR_FOLDER --out INDEX_DIR
     grok-tf search --run RUN_DIR --index INDEX_DIR IMAGE... [-k 10]
+    grok-tf calibrate --run RUN_DIR [--split val]
+    grok-tf export --run RUN_DIR --model-dir saved_models/NAME [--top-k 5]
+    grok-tf predict --model saved_models/NAME IMAGE...
     grok-tf convert-weights efficientnet_lite0 [--force]
-    grok-tf demo [--out DIR]
+    grok-tf demo [--out DIR] [--model-dir saved_models/demo]
 
 Heavy imports happen after the arguments are parsed, so `--help` is instant
 and `--replicas` can split the CPU into logical devices before TensorFlow
@@ -93,6 +96,34 @@ def _parser():
         "-k", type=_positive, default=10, help="results per image (10)"
     )
 
+    calibrate = commands.add_parser(
+        "calibrate",
+        help="fit isotonic calibration of every head on a held-out split",
+    )
+    calibrate.add_argument("--run", required=True, help="run directory")
+    calibrate.add_argument("--split", default="val", help="held-out split")
+
+    export = commands.add_parser(
+        "export", help="write the next TF Serving SavedModel version"
+    )
+    export.add_argument(
+        "--run", required=True, help="trained, calibrated, compressed run"
+    )
+    export.add_argument(
+        "--model-dir", required=True, help="e.g. saved_models/NAME"
+    )
+    export.add_argument(
+        "--top-k", type=_positive, default=5, help="labels per head (5)"
+    )
+
+    predict = commands.add_parser(
+        "predict", help="run the newest exported version on images (JSON)"
+    )
+    predict.add_argument(
+        "--model", required=True, help="model dir (saved_models/NAME)"
+    )
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+
     convert = commands.add_parser(
         "convert-weights",
         help="convert and cache pretrained weights (done on first use too)",
@@ -103,9 +134,16 @@ def _parser():
     )
 
     demo = commands.add_parser(
-        "demo", help="synthetic catalogue -> train -> evaluate"
+        "demo",
+        help="synthetic catalogue -> train -> calibrate -> compress -> "
+        "evaluate -> export -> predict",
     )
     demo.add_argument("--out", default="runs/demo", help="run directory")
+    demo.add_argument(
+        "--model-dir",
+        default="saved_models/demo",
+        help="where the SavedModel versions go",
+    )
     _add_schedule(demo)
     return parser
 
@@ -211,6 +249,22 @@ def _run(args):
             hasher, HashIndex.load(args.index), args.images, k=args.k
         )
         print(json.dumps(results, indent=2))
+    elif args.command == "calibrate":
+        from grok_tf.calibration import calibrate_run
+
+        report = calibrate_run(
+            args.run, split=args.split, verbose=int(sys.stderr.isatty())
+        )
+        print(json.dumps(report, indent=2, sort_keys=True))
+    elif args.command == "export":
+        from grok_tf.serving import export_run
+
+        version = export_run(args.run, args.model_dir, top_k=args.top_k)
+        print(f"grok-tf: exported {version}")
+    elif args.command == "predict":
+        from grok_tf.serving import predict_images
+
+        print(json.dumps(predict_images(args.model, args.images), indent=2))
     elif args.command == "convert-weights":
         from grok_tf.pretrained.efficientnet_lite0 import (
             convert_efficientnet_lite0,
@@ -222,7 +276,10 @@ def _run(args):
         from grok_tf.demo import run_demo
 
         run_demo(
-            args.out, epochs=args.epochs, steps_per_epoch=args.steps_per_epoch
+            args.out,
+            args.model_dir,
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
         )
     return 0
 

@@ -76,9 +76,31 @@ def load_image_or_flag(ref, data):
             lambda: data,
             lambda: tf.io.read_file(ref),
         )
-        return decode_image(encoded), tf.constant(True)
+        return decode_image(encoded)
 
-    tried = tf.data.Dataset.from_tensors((ref, data)).map(attempt)
+    return _guarded(attempt, ref, data)
+
+
+def decode_image_or_flag(data):
+    """Decodes encoded image bytes in the graph, without ever raising.
+
+    The serving signature's decoder: like `load_image_or_flag`, but never
+    reads a file; empty, truncated and non-image bytes come back flagged.
+
+    Args:
+        data: string tensor, JPEG/PNG/GIF/BMP bytes.
+
+    Returns:
+        `(image, ok)`: uint8 [H, W, 3] (1x1 black when not ok) and a bool.
+    """
+    return _guarded(decode_image, data)
+
+
+def _guarded(attempt, *args):
+    """`(attempt(*args), True)`, or a 1x1 black image and False on error."""
+    tried = tf.data.Dataset.from_tensors(args).map(
+        lambda *a: (attempt(*a), tf.constant(True))
+    )
     fallback = tf.data.Dataset.from_tensors(
         (tf.zeros([1, 1, 3], tf.uint8), tf.constant(False))
     )

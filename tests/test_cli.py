@@ -1,10 +1,15 @@
 """The `grok-tf` command, run as a user runs it: in a fresh process."""
 
+import base64
 import json
 import os
+import re
 import subprocess
 import sys
 
+import numpy as np
+
+from tests.conftest import REPO
 from tests.data_helpers import make_colour_dataset
 from tests.data_helpers import write_spec
 
@@ -78,14 +83,58 @@ def test_demo_smoke(tmp_path, _isolated_cache):
         1,
         "--steps-per-epoch",
         2,
+        "--model-dir",
+        tmp_path / "models/demo",
         env={"GROK_CACHE": str(_isolated_cache)},
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "GrokNet demo: 216 validation images" in done.stdout
     for head in ("category", "colour", "pattern", "queries"):
         assert f"\n{head} " in done.stdout
+        assert f"\n{head} calibration (" in done.stdout
     report = json.loads((tmp_path / "demo/evaluation_val.json").read_text())
     assert report["heads"]["category"]["chance"] == 1 / 6
+    # train -> calibrate -> compress -> export -> predict, end to end.
+    assert (tmp_path / "models/demo/1/saved_model.pb").is_file()
+    sizes = report["retrieval"]["product"]["bytes_per_item"]
+    assert sizes == {"float": 1600, "catalyzer": 32, "lsh": 32, "itq": 32}
+    assert len(report["predictions"]) == 2
+    for prediction in report["predictions"]:
+        assert prediction["valid"] and len(prediction["hash"]) == 64
+        assert len(prediction["category"]) == 5
+    check_readme_rest_example(tmp_path / "models/demo/1")
+
+
+def check_readme_rest_example(version):
+    """The README's REST request, run through the exported signature, gives
+    outputs shaped like the README's (abridged) response."""
+    import tensorflow as tf
+
+    text = (REPO / "README.md").read_text()
+    request = json.loads(_json_block(text, "rest-request"))
+    (expected,) = json.loads(_json_block(text, "rest-response"))["predictions"]
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    (instance,) = request["instances"]
+    out = serve(image_bytes=tf.constant([base64.b64decode(instance["b64"])]))
+    # TF Serving's row format: one object per image, arrays as lists.
+    row = {key: value.numpy()[0] for key, value in out.items()}
+    row = {
+        key: [v.decode() for v in value] if value.dtype == object else value
+        for key, value in row.items()
+    }
+    row = {k: np.asarray(v).tolist() for k, v in row.items()}
+    assert set(expected) <= set(row), set(expected) - set(row)
+    for key, value in expected.items():
+        assert type(row[key]) is type(value), key
+        if isinstance(value, list):
+            assert len(row[key]) == len(value), key
+            assert {type(v) for v in row[key]} == {type(v) for v in value}
+
+
+def _json_block(text, name):
+    match = re.search(rf"<!-- {name} -->\s*```json\n(.*?)```", text, re.S)
+    assert match, f"README has no `<!-- {name} -->` json block"
+    return match.group(1)
 
 
 def test_convert_weights_caches_the_converted_file(tmp_path):
