@@ -30,9 +30,9 @@ import json
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import time
+
+from child_process import measure_in_child
 
 KINDS = ("binary", "HashIndex", "float")
 BITS, DIM = 256, 400
@@ -98,26 +98,17 @@ def measure(kind, size, queries, k, runs, threads):
 
 def run_child(kind, size, args):
     """Measures one configuration in a fresh Python process."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    command = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--child",
-        kind,
-        str(size),
-        f"--queries={args.queries}",
-        f"--k={args.k}",
-        f"--runs={args.runs}",
-        f"--threads={args.threads}",
-    ]
-    output = subprocess.run(
-        command,
-        env=dict(os.environ, PYTHONPATH=repo),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return measure_in_child(
+        __file__,
+        [
+            kind,
+            str(size),
+            f"--queries={args.queries}",
+            f"--k={args.k}",
+            f"--runs={args.runs}",
+            f"--threads={args.threads}",
+        ],
+    )
 
 
 def main():

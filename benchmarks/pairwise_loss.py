@@ -28,9 +28,9 @@ import json
 import os
 import resource
 import statistics
-import subprocess
-import sys
 import time
+
+from child_process import measure_in_child
 
 MODES = ("chunked", "unchunked", "autodiff")
 # Rough float32 [rows, N] matrices alive at the peak, per mode.
@@ -164,26 +164,17 @@ def main():
 
 def run_child(batch, mode, args):
     """Measures one configuration in a fresh Python process."""
-    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    command = [
-        sys.executable,
-        os.path.abspath(__file__),
-        "--child",
-        str(batch),
-        mode,
-        f"--dim={args.dim}",
-        f"--chunk-size={args.chunk_size}",
-        f"--runs={args.runs}",
-        f"--warmup={args.warmup}",
-    ]
-    output = subprocess.run(
-        command,
-        env=dict(os.environ, PYTHONPATH=repo),
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    return measure_in_child(
+        __file__,
+        [
+            str(batch),
+            mode,
+            f"--dim={args.dim}",
+            f"--chunk-size={args.chunk_size}",
+            f"--runs={args.runs}",
+            f"--warmup={args.warmup}",
+        ],
+    )
 
 
 if __name__ == "__main__":

@@ -405,8 +405,8 @@ def reliability_bins(
         weights: optional `[N]` row weights.
         multilabel: one-vs-rest pairs instead of top-label.
         ranking: optional `[N, C]` scores that choose each row's top label
-            (default: `probabilities`). Calibrated scores are judged on the
-            label the model predicts: `ranking` = the raw probabilities.
+            (default: `probabilities`), e.g. to judge calibrated scores on
+            the label a server returns when it breaks ties differently.
 
     Returns:
         `ReliabilityBins`.
