@@ -9,6 +9,7 @@ from grok_tf.catalyzer import CatalyzerLoss
 from grok_tf.catalyzer import build_catalyzer
 from grok_tf.catalyzer import build_catalyzer_trainer
 from grok_tf.catalyzer import catalyzer_codes
+from grok_tf.catalyzer import default_negative_rank
 from grok_tf.catalyzer import koleo_loss
 from grok_tf.catalyzer import koleo_terms
 from grok_tf.catalyzer import mine_negatives
@@ -179,7 +180,9 @@ def test_train_catalyzer_is_seeded_and_saves_to_keras(tmp_path):
 def test_bad_inputs_are_clear_errors():
     x = np.random.default_rng(12).normal(size=(100, 8)).astype("float32")
     with pytest.raises(ValueError, match="embeddings needs at least 61 rows"):
-        train_catalyzer(x[:60], bits=8, hidden=8, epochs=1, batch_size=8)
+        train_catalyzer(
+            x[:60], bits=8, hidden=8, epochs=1, batch_size=8, k_neg=50
+        )
     with pytest.raises(ValueError, match="embeddings must be \\[N, d\\]"):
         train_catalyzer(x[0], bits=8, hidden=8)
     bad = x.copy()
@@ -261,3 +264,27 @@ def test_catalyzer_codes_keep_neighbours_better_than_lsh_and_itq():
     hamming = hamming_distances(codes, codes).astype(float)
     np.fill_diagonal(hamming, np.inf)
     assert np.mean(labels[hamming.argmin(1)] == labels) > 0.95
+
+
+def test_default_negative_rank_scales_the_papers_rank_50_of_500k():
+    assert default_negative_rank(2640) == 1  # clipped to at least 1
+    assert default_negative_rank(100_000) == 10
+    assert default_negative_rank(500_000) == 50  # the paper's setting
+    assert default_negative_rank(10**8) == 50
+
+
+def test_batch_norm_moving_statistics_follow_the_batches():
+    """Momentum 0.9: after ~100 steps the moving variance is the batch one.
+
+    Unit-norm 400-d embeddings give pre-activation variances ~1e-3; with
+    Keras's momentum 0.99 the moving variance stayed near its initial 1
+    after 10 short epochs, so inference ran a different network.
+    """
+    layer = Catalyzer(bits=8, hidden=16, seed=0)
+    assert layer.get_config()["bn_momentum"] == 0.9
+    x = unit_rows(64, 12, seed=13)
+    for _ in range(60):
+        layer(x, training=True)
+    norm, dense = layer.norm_layers[0], layer.dense_layers[0]
+    batch_variance = np.var(np.asarray(dense(x)), axis=0)
+    np.testing.assert_allclose(norm.moving_variance, batch_variance, rtol=0.05)
