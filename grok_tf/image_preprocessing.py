@@ -11,7 +11,6 @@ photo never stops an epoch and the user learns which files were skipped.
 """
 
 import os
-import threading
 
 import tensorflow as tf
 
@@ -28,30 +27,59 @@ def decode_image(data):
 class CorruptImageLog:
     """Counts images that could not be read or decoded, by reference.
 
-    Thread-safe: tf.data calls it from its worker threads.
+    Recorded in the graph: a `MutableHashTable` of reference -> times
+    skipped, updated by `keep_or_record` inside tf.data's threads. No
+    Python runs there: a tf.data thread running Python (`py_function`) can
+    deadlock interpreter exit while an iterator is alive. The reason of each
+    file (not found, empty, corrupt) is worked out when `summary` is read.
 
     Example:
 
     >>> log = CorruptImageLog()
-    >>> log.record("a.jpg", "empty file")
+    >>> log.record("no/such.jpg")
     >>> log.count, log.summary()["files"]
-    (1, {'a.jpg': 'empty file'})
+    (1, {'no/such.jpg': 'file not found'})
     """
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._reasons = {}
-        self.count = 0
+        with tf.init_scope(), tf.device("/CPU:0"):
+            self._table = tf.lookup.experimental.MutableHashTable(
+                tf.string, tf.int64, default_value=0
+            )
 
-    def record(self, ref, reason):
-        with self._lock:
-            self.count += 1
-            self._reasons.setdefault(ref, reason)
+    def record_op(self, ref):
+        """Graph op: counts one skip of `ref`; returns False (drop it)."""
+        count = self._table.lookup(ref)
+        with tf.control_dependencies([self._table.insert(ref, count + 1)]):
+            return tf.constant(False)
+
+    def record(self, ref):
+        """Counts one skip of `ref` (eagerly)."""
+        self.record_op(tf.constant(ref))
+
+    @property
+    def count(self):
+        """Skips recorded, all references together."""
+        return int(tf.reduce_sum(self._table.export()[1]))
 
     def summary(self):
-        """`{"skipped": events, "files": {ref: first reason}}`."""
-        with self._lock:
-            return {"skipped": self.count, "files": dict(self._reasons)}
+        """`{"skipped": events, "files": {ref: reason}}`."""
+        refs, counts = self._table.export()
+        names = sorted(r.decode("utf-8", "replace") for r in refs.numpy())
+        return {
+            "skipped": int(tf.reduce_sum(counts)),
+            "files": {name: _reason(name) for name in names},
+        }
+
+
+def _reason(name):
+    if name.startswith("tfds:"):
+        return "undecodable image bytes"
+    if not os.path.exists(name):
+        return "file not found"
+    if os.path.getsize(name) == 0:
+        return "empty file"
+    return "corrupt, truncated or not an image"
 
 
 def load_image_or_flag(ref, data):
@@ -111,26 +139,8 @@ def _guarded(attempt, *args):
 
 
 def keep_or_record(ref, ok, log):
-    """`ok`; when false, records `ref` in `log` (Python runs only then)."""
-
-    def record(ref):
-        name = ref.numpy().decode("utf-8", "replace")
-        if name.startswith("tfds:"):
-            reason = "undecodable image bytes"
-        elif not os.path.exists(name):
-            reason = "file not found"
-        elif os.path.getsize(name) == 0:
-            reason = "empty file"
-        else:
-            reason = "corrupt, truncated or not an image"
-        log.record(name, reason)
-        return False
-
-    return tf.cond(
-        ok,
-        lambda: tf.constant(True),
-        lambda: tf.py_function(record, [ref], tf.bool),
-    )
+    """`ok`; when false, counts `ref` in `log` (a graph op, no Python)."""
+    return tf.cond(ok, lambda: tf.constant(True), lambda: log.record_op(ref))
 
 
 def resize_for_eval(image, size):
