@@ -53,12 +53,14 @@ def write_json(path, value):
 
 
 @contextlib.contextmanager
-def atomic_directory(directory):
-    """Yields an empty directory that replaces `directory` on success.
+def atomic_directory(directory, replace=True):
+    """Yields an empty directory that becomes `directory` on success.
 
     The body writes into the yielded sibling directory. When it returns,
     the files are flushed and the directory is renamed into place
-    (`publish_directory`); when it raises, the sibling is deleted and any
+    (`publish_directory`, which replaces an existing `directory`; with
+    `replace=False` an existing one is an error instead, as for a new
+    SavedModel version); when it raises, the sibling is deleted and any
     previous `directory` stays as it was.
 
     Example:
@@ -74,6 +76,8 @@ def atomic_directory(directory):
         for path in partial.rglob("*"):
             if path.is_file():
                 fsync(path)
+        if not replace and directory.exists():
+            raise FileExistsError(f"{directory} exists already")
         publish_directory(partial, directory)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

@@ -24,7 +24,12 @@ import numpy as np
 import tensorflow as tf
 from sklearn.isotonic import IsotonicRegression
 
+from grok_tf.atomic_files import atomic_directory
 from grok_tf.atomic_files import write_atomically
+from grok_tf.atomic_files import write_json
+from grok_tf.evaluation import predict_split
+from grok_tf.heads import head_probabilities
+from grok_tf.training import load_run
 
 IDENTITY_THRESHOLDS = (0.0, 1.0)
 _DTYPES = {
@@ -683,12 +688,6 @@ def calibrate_run(run_dir, split="val", batch_size=64, bins=15, verbose=0):
     ... # doctest: +SKIP
     {'before': 0.112, 'after': 0.041}
     """
-    from grok_tf.atomic_files import atomic_directory
-    from grok_tf.atomic_files import write_json
-    from grok_tf.evaluation import predict_split
-    from grok_tf.heads import head_probabilities
-    from grok_tf.training import load_run
-
     run_dir = Path(run_dir)
     spec, model = load_run(run_dir)
     outputs, labels, weights, _ = predict_split(

@@ -31,8 +31,6 @@ with TF Serving warm-up requests in `assets.extra/` and a `models.config`
 example beside the versions (`export_run`).
 """
 
-import os
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +86,6 @@ class ServingFunctions:
             for h in self.heads
         }
         self.top_k = {h.name: min(top_k, h.num_classes) for h in self.heads}
-        self.bits = int(catalyzer.output.shape[-1])
         self.size = spec.model.input_size
 
     def trackables(self):
@@ -227,7 +224,7 @@ def export_run(run_dir, model_dir, top_k=5, name=None):
     """
     import keras
 
-    from grok_tf.atomic_files import sibling_directory
+    from grok_tf.atomic_files import atomic_directory
     from grok_tf.atomic_files import write_atomically
     from grok_tf.calibration import load_calibration
     from grok_tf.compression import load_catalyzer
@@ -248,18 +245,12 @@ def export_run(run_dir, model_dir, top_k=5, name=None):
         archive.add_endpoint(signature, fn, INPUT_SIGNATURES[signature])
     model_dir = Path(model_dir)
     name = name or model_dir.name
-    model_dir.mkdir(parents=True, exist_ok=True)
     version = model_dir / str(max(versions(model_dir), default=0) + 1)
-    partial = sibling_directory(version, "partial")
-    try:
+    with atomic_directory(version, replace=False) as partial:
         archive.write_out(str(partial), verbose=False)
         warmup = partial / "assets.extra" / WARMUP_FILE
         warmup.parent.mkdir()
         write_warmup_requests(warmup, name)
-        os.rename(partial, version)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     config = MODELS_CONFIG.format(name=name, path=model_dir.resolve())
     write_atomically(
         model_dir / "models.config", lambda f: f.write(config.encode())
