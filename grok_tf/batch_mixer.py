@@ -21,9 +21,10 @@ Every element is `(images, labels, weights)`:
 import numpy as np
 import tensorflow as tf
 
+from grok_tf.image_preprocessing import ImageDecoder
 from grok_tf.image_preprocessing import augment_for_training
+from grok_tf.image_preprocessing import describe_skipped
 from grok_tf.image_preprocessing import keep_or_record
-from grok_tf.image_preprocessing import load_image_or_flag
 from grok_tf.image_preprocessing import resize_for_eval
 from grok_tf.spec import SpecError
 
@@ -34,27 +35,21 @@ def decoded_examples(spec, split, log, prepare, arrange=None):
     """A `Split` as `(image, labels, weights)` elements for every head.
 
     Args:
-        spec: a resolved `Spec`.
+        spec: a resolved `Spec`; its model's `ImageDecoder` decodes.
         split: a `Split`.
-        log: a `CorruptImageLog`; unreadable images are dropped and recorded.
+        log: a `CorruptImageLog`; unreadable images are dropped and
+            recorded, and an image it holds already is not read again.
         prepare: `fn(uint8 image) -> float32 [S, S, 3]` (augment or resize).
         arrange: optional `fn(dataset) -> dataset` applied to the references
             before decoding (shard, repeat, shuffle: cheap on strings).
     """
-    if split.image_stream is None:  # files: read by `load` from the refs
-        ds = tf.data.Dataset.from_tensor_slices(
-            (split.refs, [b""] * len(split), dict(split.labels))
-        )
-    else:  # encoded bytes streamed in the order of the refs
-        labelled = tf.data.Dataset.from_tensor_slices(
-            (split.refs, dict(split.labels))
-        )
-        ds = tf.data.Dataset.zip(labelled, split.image_stream()).map(_aligned)
+    ds = _encoded(split)
     if arrange is not None:
         ds = arrange(ds)
+    decoder = ImageDecoder.for_spec(spec)
 
     def load(ref, data, fed):
-        image, ok = load_image_or_flag(ref, data)
+        image, ok = decoder.load_or_flag(ref, data, log)
         return image, fed, ok, ref
 
     def finish(image, fed, ok, ref):
@@ -64,6 +59,50 @@ def decoded_examples(spec, split, log, prepare, arrange=None):
     ds = ds.map(load, num_parallel_calls=AUTOTUNE)
     ds = ds.filter(lambda image, fed, ok, ref: keep_or_record(ref, ok, log))
     return ds.map(finish, num_parallel_calls=AUTOTUNE)
+
+
+def require_readable(spec, split, log):
+    """Checks that at least one image of `split` can be decoded.
+
+    Reads the split in order up to its first readable image (usually the
+    first image), recording the unreadable ones met on the way in `log`,
+    which later pipelines then skip without reading them again. Without
+    this check, a training stream whose images are all unreadable would
+    filter forever without producing a batch.
+
+    Raises:
+        SpecError: no image of the split can be read; the message names the
+            spec, dataset and split, and summarises why.
+    """
+    decoder = ImageDecoder.for_spec(spec)
+
+    def readable(ref, data, fed):
+        return ref, decoder.load_or_flag(ref, data, log)[1]
+
+    ds = _encoded(split).map(readable, num_parallel_calls=AUTOTUNE)
+    ds = ds.filter(lambda ref, ok: keep_or_record(ref, ok, log)).take(1)
+    if any(True for _ in ds):
+        return
+    refs = set(split.refs)
+    files = {k: v for k, v in log.summary()["files"].items() if k in refs}
+    raise SpecError(
+        f"{spec.path.name}: dataset '{split.dataset}', split "
+        f"'{split.split}': none of its {len(split)} images can be read: "
+        + describe_skipped(files)
+    )
+
+
+def _encoded(split):
+    """`(ref, encoded bytes or b"", labels)` of every image of a `Split`."""
+    if split.image_stream is None:  # files: read by the decoder from refs
+        return tf.data.Dataset.from_tensor_slices(
+            (split.refs, [b""] * len(split), dict(split.labels))
+        )
+    # Encoded bytes streamed in the order of the refs.
+    labelled = tf.data.Dataset.from_tensor_slices(
+        (split.refs, dict(split.labels))
+    )
+    return tf.data.Dataset.zip(labelled, split.image_stream()).map(_aligned)
 
 
 def complete_labels(spec, fed):

@@ -171,7 +171,10 @@ def main(argv=None):
             parser.error(f"--worker-index must be in 0..{len(workers) - 1}")
         if args.replicas > 1:
             parser.error("--replicas is for one machine, not with --workers")
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # TensorFlow's C++ log would print a line per broken image decoded
+    # ("Premature end of JPEG data") and start-up noise; grok-tf reports
+    # what matters itself. TF_CPP_MIN_LOG_LEVEL=0 brings the log back.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     from grok_tf.distribution import DistributionError
     from grok_tf.spec import SpecError
 

@@ -16,10 +16,13 @@ from grok_tf.batch_mixer import evaluation_batches
 from grok_tf.batch_mixer import steps_in
 from grok_tf.heads import head_logits
 from grok_tf.image_preprocessing import CorruptImageLog
+from grok_tf.image_preprocessing import ImageDecoder
+from grok_tf.image_preprocessing import describe_skipped
 from grok_tf.retrieval_metrics import retrieval_metrics
 from grok_tf.sources import read_catalogue
 from grok_tf.sources import read_split
 from grok_tf.spec import ID_HEAD_TYPES
+from grok_tf.spec import SpecError
 from grok_tf.training import load_run
 
 
@@ -66,7 +69,7 @@ def predict(spec, model, splits, batch_size=64, verbose=0):
         `embedding`/`features` in `outputs`), rows concatenated over the
         splits, and the `CorruptImageLog` of skipped images.
     """
-    log = CorruptImageLog()
+    log = CorruptImageLog(ImageDecoder.for_spec(spec))
     ds = evaluation_batches(spec, splits, log, batch_size=batch_size)
     progress = None
     if verbose:
@@ -83,6 +86,13 @@ def predict(spec, model, splits, batch_size=64, verbose=0):
                 store.setdefault(key, []).append(np.asarray(value))
         if progress:
             progress.add(1)
+    if not collected[0]:
+        names = ", ".join(f"{s.dataset}/{s.split}" for s in splits)
+        files = log.summary()["files"]
+        raise SpecError(
+            f"{spec.path.name}: none of the {sum(map(len, splits))} images "
+            f"of {names} can be read: {describe_skipped(files)}"
+        )
     joined = [
         {k: np.concatenate(v) for k, v in store.items()} for store in collected
     ]

@@ -1,27 +1,273 @@
 """Image decoding, training augmentation and evaluation resizing.
 
 Images enter the model as float32 RGB in [0, 255]; each trunk carries its
-own normalisation. The same `decode_image` and `resize_for_eval` serve
-training, evaluation and (later) the serving signature.
+own normalisation. One `ImageDecoder` turns encoded bytes into pixels for
+training, evaluation, product search and the serving signature alike, and
+`resize_for_eval` crops them the same way everywhere.
 
-Training reads files through `load_image_or_flag`, which never raises: a
-missing, truncated or non-image file comes back flagged, is dropped from the
-stream and recorded in a `CorruptImageLog` (`keep_or_record`), so one bad
-photo never stops an epoch and the user learns which files were skipped.
+No image costs more memory than the user allows: the decoder reads width
+and height from the header first (JPEG, PNG, GIF, BMP, WebP), refuses an
+image that would decode to more than `max_pixels` (a small PNG declaring
+50,000 x 50,000 is refused, never decoded), and decodes a large JPEG at
+1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) when its shorter side stays
+at least twice the model's input size.
+
+Training reads files through `ImageDecoder.load_or_flag`, which never
+raises: a missing, truncated, oversized or non-image file comes back
+flagged, is dropped from the stream and recorded in a `CorruptImageLog`
+(`keep_or_record`), so one bad photo never stops an epoch, a file found
+unreadable is not read again in the same run, and the user learns which
+files were skipped, and why.
 """
 
-import os
+import collections
+import dataclasses
 
 import tensorflow as tf
 
+from grok_tf.spec import ModelSpec
+
 EVAL_CROP_FRACTION = 0.875
+#: Most pixels (width x height, after JPEG scaling) one image may decode to:
+#: `model.max_image_pixels` of a spec. 40 M pixels are 120 MB of RGB.
+DEFAULT_MAX_IMAGE_PIXELS = ModelSpec.max_image_pixels
+#: JPEG scale denominators libjpeg decodes directly; 1 is full size.
+JPEG_SCALES = (1, 2, 4, 8)
+#: The formats TensorFlow decodes and `image_header_size` reads.
+FORMATS = "JPEG, PNG, GIF, BMP or WebP"
+#: Bytes of a file read to tell why it could not be decoded.
+_PREFIX_BYTES = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageDecoder:
+    """Encoded image bytes -> uint8 RGB pixels, within a memory budget.
+
+    The one decoder of grok_tf: training, evaluation, product search and
+    the serving signature all decode through it, so one file gives the same
+    pixels everywhere.
+
+    Args:
+        size: the model's input size. A JPEG whose shorter side is at least
+            four times `size` is decoded at the largest of 1/2, 1/4 and 1/8
+            scale that keeps its shorter side at least `2 * size` (no
+            visible loss after the resize to `size`, a fraction of the
+            memory). None decodes every image at full size.
+        max_pixels: the most pixels one image may decode to (after JPEG
+            scaling); a larger image is refused from its header alone.
+
+    Example:
+
+    >>> decoder = ImageDecoder(size=64)
+    >>> jpeg = tf.io.encode_jpeg(tf.zeros([1200, 800, 3], tf.uint8))
+    >>> decoder.decode(jpeg).shape  # 1/4 scale: 200 >= 2 * 64
+    TensorShape([300, 200, 3])
+    >>> image, ok = decoder.decode_or_flag(tf.constant(b"not an image"))
+    >>> bool(ok), image.shape
+    (False, TensorShape([1, 1, 3]))
+    """
+
+    size: int | None = None
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+
+    @classmethod
+    def for_spec(cls, spec):
+        """The decoder of a spec's model: its input size and pixel limit."""
+        return cls(spec.model.input_size, spec.model.max_image_pixels)
+
+    def decode(self, data):
+        """Decodes bytes to uint8 `[H, W, 3]`.
+
+        Raises:
+            tf.errors.InvalidArgumentError: the bytes are not a JPEG, PNG,
+                GIF, BMP or WebP image, are corrupt or truncated, or would
+                decode to more than `max_pixels` pixels.
+        """
+        data = tf.convert_to_tensor(data, tf.string)
+        height, width = image_header_size(data)
+        step, pixels = self._decoded_size(data, height, width)
+        checks = [
+            tf.debugging.assert_positive(
+                height, message=f"not a {FORMATS} image"
+            ),
+            tf.debugging.assert_less_equal(
+                pixels,
+                tf.constant(self.max_pixels, tf.int64),
+                message=f"image exceeds max_image_pixels={self.max_pixels}",
+            ),
+        ]
+        with tf.control_dependencies(checks):
+            image = tf.switch_case(
+                step,
+                [lambda: _decode_full(data)]
+                + [
+                    lambda s=s: tf.io.decode_jpeg(data, channels=3, ratio=s)
+                    for s in JPEG_SCALES[1:]
+                ],
+            )
+        image.set_shape([None, None, 3])
+        return image
+
+    def decode_or_flag(self, data):
+        """`(image, ok)`: `decode(data)`, or a 1x1 black image and False.
+
+        Never raises: the serving signature's decoder, where one broken
+        image must not fail the batch.
+        """
+        return _guarded(self.decode, data)
+
+    def load_or_flag(self, ref, data, log=None):
+        """Reads (when `data` is empty) and decodes one image, never raising.
+
+        Args:
+            ref: string tensor, the image file path (or a tfds reference).
+            data: string tensor, the encoded bytes; empty to read `ref`.
+            log: optional `CorruptImageLog`: a `ref` it has already
+                recorded is flagged without being read or decoded again.
+
+        Returns:
+            `(image, ok)`: uint8 `[H, W, 3]` (1x1 black when not ok), bool.
+        """
+
+        def attempt(ref, data):
+            encoded = tf.cond(
+                tf.strings.length(data) > 0,
+                lambda: data,
+                lambda: tf.io.read_file(ref),
+            )
+            return self.decode(encoded)
+
+        if log is None:
+            return _guarded(attempt, ref, data)
+        return tf.cond(
+            log.seen_op(ref), _flagged, lambda: _guarded(attempt, ref, data)
+        )
+
+    def failure_reason(self, ref):
+        """Why `ref` could not be decoded, in a few words (for reports)."""
+        if ref.startswith("tfds:"):
+            return "undecodable image bytes"
+        try:
+            with open(ref, "rb") as f:
+                prefix = f.read(_PREFIX_BYTES)
+        except FileNotFoundError:
+            return "file not found"
+        except IsADirectoryError:
+            return "a directory, not an image file"
+        except OSError as error:
+            return f"cannot be read ({error.strerror or error})"
+        if not prefix:
+            return "empty file"
+        try:
+            height, width = image_header_size(tf.constant(prefix))
+        except tf.errors.OpError:  # a JPEG whose header is cut or broken
+            return "corrupt or truncated"
+        if height <= 0:
+            return f"not a {FORMATS} image"
+        step, pixels = self._decoded_size(tf.constant(prefix), height, width)
+        if pixels > self.max_pixels:
+            scale = f" at 1/{JPEG_SCALES[int(step)]} scale" if step else ""
+            return (
+                f"too large: {int(width)}x{int(height)} decodes to "
+                f"{int(pixels):,} pixels{scale}, above max_image_pixels="
+                f"{self.max_pixels:,}"
+            )
+        return "corrupt or truncated"
+
+    def _decoded_size(self, data, height, width):
+        """`(step, pixels)`: JPEG_SCALES index and pixels once decoded."""
+        step = tf.constant(0, tf.int32)
+        if self.size is not None:
+            shorter = tf.minimum(height, width)
+            for i, scale in enumerate(JPEG_SCALES[1:], start=1):
+                fits = _ceil_div(shorter, scale) >= 2 * self.size
+                step = tf.where(fits, tf.constant(i, tf.int32), step)
+            step = tf.where(_is_jpeg(data), step, 0)
+        scale = tf.gather(tf.constant(JPEG_SCALES, tf.int64), step)
+        pixels = _ceil_div(height, scale) * _ceil_div(width, scale)
+        return step, pixels
 
 
 def decode_image(data):
-    """Decodes JPEG/PNG/GIF/BMP bytes to a uint8 RGB image [H, W, 3]."""
-    image = tf.io.decode_image(data, channels=3, expand_animations=False)
-    image.set_shape([None, None, 3])
-    return image
+    """Decodes JPEG/PNG/GIF/BMP/WebP bytes to uint8 RGB `[H, W, 3]`.
+
+    Full size, within `DEFAULT_MAX_IMAGE_PIXELS`: `ImageDecoder().decode`.
+    """
+    return ImageDecoder().decode(data)
+
+
+def image_header_size(data):
+    """`(height, width)` int64 scalars read from an image's header.
+
+    JPEG sizes come from libjpeg's header reader
+    (`tf.image.extract_jpeg_shape`); PNG (IHDR), GIF (logical screen), BMP
+    (info header) and WebP (VP8, VP8L or VP8X chunk) sizes from their fixed
+    header fields, as TensorFlow's decoders read them. Nothing is decoded.
+
+    Args:
+        data: string tensor, the encoded image (or at least its first
+            bytes: the whole header).
+
+    Returns:
+        `(height, width)`, both -1 when the bytes are none of those formats.
+
+    Raises:
+        tf.errors.InvalidArgumentError: a JPEG whose header is malformed.
+
+    Example:
+
+    >>> png = tf.io.encode_png(tf.zeros([3, 5, 3], tf.uint8))
+    >>> [int(v) for v in image_header_size(png)]
+    [3, 5]
+    """
+    data = tf.convert_to_tensor(data, tf.string)
+    head = _leading_bytes(data, 32)
+
+    def starts(offset, signature):
+        expected = tf.constant(list(signature), tf.int64)
+        return tf.reduce_all(head[offset : offset + len(signature)] == expected)
+
+    def little(offset, count):
+        return sum(head[offset + i] * 256**i for i in range(count))
+
+    def big(offset, count):
+        return sum(
+            head[offset + i] * 256 ** (count - 1 - i) for i in range(count)
+        )
+
+    def signed32(value):
+        return tf.abs(tf.where(value >= 2**31, value - 2**32, value))
+
+    webp = starts(0, b"RIFF") & starts(8, b"WEBP")
+    # VP8L packs width - 1 and height - 1 in 14 bits each from byte 21.
+    vp8l_width = 1 + head[21] + (head[22] % 64) * 256
+    vp8l_height = 1 + head[22] // 64 + head[23] * 4 + (head[24] % 16) * 1024
+    known = [  # (is this format, height, width)
+        (starts(0, b"\x89PNG\r\n\x1a\n"), big(20, 4), big(16, 4)),
+        (starts(0, b"GIF8"), little(8, 2), little(6, 2)),
+        (starts(0, b"BM"), signed32(little(22, 4)), signed32(little(18, 4))),
+        (
+            webp & starts(12, b"VP8 "),
+            little(28, 2) % 16384,  # 14 bits; the top two are scaling
+            little(26, 2) % 16384,
+        ),
+        (
+            webp & starts(12, b"VP8L"),
+            vp8l_height,
+            vp8l_width,
+        ),
+        (webp & starts(12, b"VP8X"), 1 + little(27, 3), 1 + little(24, 3)),
+    ]
+    height = width = tf.constant(-1, tf.int64)
+    for found, h, w in known:
+        height = tf.where(found, h, height)
+        width = tf.where(found, w, width)
+
+    def jpeg():
+        shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
+        return shape[0], shape[1]
+
+    return tf.cond(_is_jpeg(data), jpeg, lambda: (height, width))
 
 
 class CorruptImageLog:
@@ -31,7 +277,12 @@ class CorruptImageLog:
     skipped, updated by `keep_or_record` inside tf.data's threads. No
     Python runs there: a tf.data thread running Python (`py_function`) can
     deadlock interpreter exit while an iterator is alive. The reason of each
-    file (not found, empty, corrupt) is worked out when `summary` is read.
+    file (not found, empty, too large, corrupt) is worked out by the
+    `decoder` when `summary` is read.
+
+    Args:
+        decoder: the `ImageDecoder` whose failures are recorded (its pixel
+            limit explains refusals); a default one when None.
 
     Example:
 
@@ -41,7 +292,8 @@ class CorruptImageLog:
     (1, {'no/such.jpg': 'file not found'})
     """
 
-    def __init__(self):
+    def __init__(self, decoder=None):
+        self.decoder = decoder or ImageDecoder()
         with tf.init_scope(), tf.device("/CPU:0"):
             self._table = tf.lookup.experimental.MutableHashTable(
                 tf.string, tf.int64, default_value=0
@@ -53,6 +305,10 @@ class CorruptImageLog:
         with tf.control_dependencies([self._table.insert(ref, count + 1)]):
             return tf.constant(False)
 
+    def seen_op(self, ref):
+        """Graph op: whether `ref` has been recorded already."""
+        return self._table.lookup(ref) > 0
+
     def record(self, ref):
         """Counts one skip of `ref` (eagerly)."""
         self.record_op(tf.constant(ref))
@@ -63,84 +319,85 @@ class CorruptImageLog:
         return int(tf.reduce_sum(self._table.export()[1]))
 
     def summary(self):
-        """`{"skipped": events, "files": {ref: reason}}`."""
+        """`{"skipped": events, "files": {ref: reason}, "reasons": {kind:
+        files}}`, the kind being a reason's words before any colon."""
         refs, counts = self._table.export()
         names = sorted(r.decode("utf-8", "replace") for r in refs.numpy())
+        files = {name: self.decoder.failure_reason(name) for name in names}
         return {
             "skipped": int(tf.reduce_sum(counts)),
-            "files": {name: _reason(name) for name in names},
+            "files": files,
+            "reasons": reason_counts(files),
         }
 
 
-def _reason(name):
-    if name.startswith("tfds:"):
-        return "undecodable image bytes"
-    if not os.path.exists(name):
-        return "file not found"
-    if os.path.getsize(name) == 0:
-        return "empty file"
-    return "corrupt, truncated or not an image"
-
-
-def load_image_or_flag(ref, data):
-    """Reads and decodes one image in the graph, without ever raising.
-
-    The decode runs inside a one-element `tf.data` pipeline with
-    `ignore_errors()`, followed by a flagged placeholder: when reading or
-    decoding fails, the placeholder is what comes out. Pure graph, so it is
-    safe in parallel tf.data maps (no Python in the hot path).
-
-    Args:
-        ref: string tensor, the image file path (or a tfds reference).
-        data: string tensor, the encoded bytes; empty to read `ref`.
-
-    Returns:
-        `(image, ok)`: uint8 [H, W, 3] (1x1 black when not ok) and a bool.
+def reason_counts(files):
+    """`{kind: files}` of `{ref: reason}`, a kind being the reason's words
+    before any colon ("too large", "file not found"), most frequent first.
     """
-
-    def attempt(ref, data):
-        encoded = tf.cond(
-            tf.strings.length(data) > 0,
-            lambda: data,
-            lambda: tf.io.read_file(ref),
-        )
-        return decode_image(encoded)
-
-    return _guarded(attempt, ref, data)
+    kinds = collections.Counter(r.split(":")[0] for r in files.values())
+    return dict(kinds.most_common())
 
 
-def decode_image_or_flag(data):
-    """Decodes encoded image bytes in the graph, without ever raising.
+def describe_skipped(files, shown=3):
+    """One bounded line about unreadable files `{ref: reason}`.
 
-    The serving signature's decoder: like `load_image_or_flag`, but never
-    reads a file; empty, truncated and non-image bytes come back flagged.
-
-    Args:
-        data: string tensor, JPEG/PNG/GIF/BMP bytes.
-
-    Returns:
-        `(image, ok)`: uint8 [H, W, 3] (1x1 black when not ok) and a bool.
+    >>> describe_skipped({"a.jpg": "empty file", "b.jpg": "empty file"})
+    '2 files (2 empty file), e.g. a.jpg: empty file; b.jpg: empty file'
     """
-    return _guarded(decode_image, data)
+    counts = ", ".join(f"{n} {k}" for k, n in reason_counts(files).items())
+    examples = "; ".join(f"{k}: {v}" for k, v in list(files.items())[:shown])
+    more = f" (+{len(files) - shown} more)" if len(files) > shown else ""
+    return f"{len(files)} files ({counts}), e.g. {examples}{more}"
+
+
+def keep_or_record(ref, ok, log):
+    """`ok`; when false, counts `ref` in `log` (a graph op, no Python)."""
+    return tf.cond(ok, lambda: tf.constant(True), lambda: log.record_op(ref))
 
 
 def _guarded(attempt, *args):
-    """`(attempt(*args), True)`, or a 1x1 black image and False on error."""
+    """`(attempt(*args), True)`, or a 1x1 black image and False on error.
+
+    The attempt runs inside a one-element `tf.data` pipeline with
+    `ignore_errors()`, followed by the flagged placeholder: when reading or
+    decoding fails, the placeholder is what comes out. Pure graph, so it is
+    safe in parallel tf.data maps and in a SavedModel signature.
+    """
     tried = tf.data.Dataset.from_tensors(args).map(
         lambda *a: (attempt(*a), tf.constant(True))
     )
-    fallback = tf.data.Dataset.from_tensors(
-        (tf.zeros([1, 1, 3], tf.uint8), tf.constant(False))
-    )
+    fallback = tf.data.Dataset.from_tensors(_flagged())
     first = tried.ignore_errors().concatenate(fallback).take(1)
     image, ok = first.get_single_element()
     image.set_shape([None, None, 3])
     return image, ok
 
 
-def keep_or_record(ref, ok, log):
-    """`ok`; when false, counts `ref` in `log` (a graph op, no Python)."""
-    return tf.cond(ok, lambda: tf.constant(True), lambda: log.record_op(ref))
+def _flagged():
+    """The placeholder of an image that could not be decoded."""
+    return tf.zeros([1, 1, 3], tf.uint8), tf.constant(False)
+
+
+def _decode_full(data):
+    return tf.io.decode_image(data, channels=3, expand_animations=False)
+
+
+def _leading_bytes(data, count):
+    """The first `count` bytes of `data` as int64 [count], zero-padded."""
+    padded = tf.strings.join([tf.strings.substr(data, 0, count), b"\0" * count])
+    raw = tf.io.decode_raw(tf.strings.substr(padded, 0, count), tf.uint8)
+    return tf.cast(raw, tf.int64)
+
+
+def _is_jpeg(data):
+    """Whether the bytes start like a JPEG (SOI then a marker)."""
+    head = _leading_bytes(data, 3)
+    return tf.reduce_all(head == tf.constant([0xFF, 0xD8, 0xFF], tf.int64))
+
+
+def _ceil_div(value, divisor):
+    return (value + divisor - 1) // divisor
 
 
 def resize_for_eval(image, size):

@@ -25,7 +25,8 @@ import numpy as np
 import tensorflow as tf
 
 from grok_tf.hash_index import HashIndex
-from grok_tf.image_preprocessing import load_image_or_flag
+from grok_tf.image_preprocessing import DEFAULT_MAX_IMAGE_PIXELS
+from grok_tf.image_preprocessing import ImageDecoder
 from grok_tf.image_preprocessing import resize_for_eval
 from grok_tf.sources import IMAGE_SUFFIXES
 
@@ -77,7 +78,14 @@ def read_image_refs(images):
     return paths, ids
 
 
-def embed_images(model, paths, input_size, batch_size=64, verbose=0):
+def embed_images(
+    model,
+    paths,
+    input_size,
+    batch_size=64,
+    verbose=0,
+    max_pixels=DEFAULT_MAX_IMAGE_PIXELS,
+):
     """Embeds image files with a GrokNet inference model.
 
     Each photo is read, decoded and resized exactly as in evaluation. A
@@ -91,14 +99,18 @@ def embed_images(model, paths, input_size, batch_size=64, verbose=0):
         input_size: the model's square input size.
         batch_size: images per forward pass.
         verbose: 1 shows a progress bar.
+        max_pixels: the decoder's pixel limit (`model.max_image_pixels`);
+            a larger photo is flagged, not decoded.
 
     Returns:
         `(embeddings, valid)`: float32 `[N, d]` and bool `[N]`.
     """
     import keras
 
+    decoder = ImageDecoder(input_size, max_pixels)
+
     def load(path):
-        image, ok = load_image_or_flag(path, tf.constant(b""))
+        image, ok = decoder.load_or_flag(path, tf.constant(b""))
         return resize_for_eval(image, input_size), ok
 
     ds = (
@@ -162,6 +174,7 @@ class ProductHasher:
             self.spec.model.input_size,
             self.batch_size,
             verbose,
+            self.spec.model.max_image_pixels,
         )
         return catalyzer_codes(self.catalyzer, embeddings), valid
 

@@ -40,7 +40,7 @@ from grok_tf.binary_codes import pack_bits
 from grok_tf.binary_codes import sign_bits
 from grok_tf.calibration import IsotonicCalibration
 from grok_tf.heads import head_probabilities
-from grok_tf.image_preprocessing import decode_image_or_flag
+from grok_tf.image_preprocessing import ImageDecoder
 from grok_tf.image_preprocessing import resize_for_eval
 
 IMAGE_BYTES = "image_bytes"
@@ -87,6 +87,7 @@ class ServingFunctions:
         }
         self.top_k = {h.name: min(top_k, h.num_classes) for h in self.heads}
         self.size = spec.model.input_size
+        self.decoder = ImageDecoder.for_spec(spec)
 
     def trackables(self):
         """The Keras objects an `ExportArchive` must track."""
@@ -96,7 +97,7 @@ class ServingFunctions:
         """`serving_default`: encoded images -> outputs (see the module)."""
 
         def decode(data):
-            image, ok = decode_image_or_flag(data)
+            image, ok = self.decoder.decode_or_flag(data)
             return resize_for_eval(image, self.size), ok
 
         images, valid = tf.map_fn(

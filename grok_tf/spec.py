@@ -15,6 +15,7 @@ Layout of a spec (see `data_specs/*.yaml` for complete examples)::
       embedding_size: 400
       gem_p: 3.0
       sync_batch_norm: false    # batch statistics over all replicas
+      max_image_pixels: 40000000  # larger images are skipped / invalid
     training:                   # all optional; CLI flags override
       epochs: 3
       steps_per_epoch: 50
@@ -85,6 +86,9 @@ class ModelSpec:
     embedding_size: int = 400
     gem_p: float = 3.0
     sync_batch_norm: bool = False
+    # Most pixels one image may decode to (after JPEG DCT scaling), in
+    # training, evaluation and serving: grok_tf.image_preprocessing.
+    max_image_pixels: int = 40_000_000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -330,6 +334,7 @@ class _Reader:
                 "embedding_size": self.positive_int,
                 "gem_p": lambda f, v: self.number(f, v, positive=True),
                 "sync_batch_norm": self.flag,
+                "max_image_pixels": self.positive_int,
             },
         )
 

@@ -27,10 +27,12 @@ import keras
 import yaml
 
 from grok_tf.atomic_files import save_atomically
+from grok_tf.atomic_files import write_atomically
 from grok_tf.atomic_files import write_json
 from grok_tf.batch_mixer import distributed_training_batches
 from grok_tf.batch_mixer import evaluation_batches
 from grok_tf.batch_mixer import per_replica_images
+from grok_tf.batch_mixer import require_readable
 from grok_tf.batch_mixer import training_batches
 from grok_tf.distribution import is_chief
 from grok_tf.distribution import training_strategy
@@ -40,6 +42,8 @@ from grok_tf.groknet import compile_arguments
 from grok_tf.groknet import model_inputs
 from grok_tf.groknet import training_model
 from grok_tf.image_preprocessing import CorruptImageLog
+from grok_tf.image_preprocessing import ImageDecoder
+from grok_tf.image_preprocessing import describe_skipped
 from grok_tf.layers import GeMPooling
 from grok_tf.sources import read_split
 from grok_tf.sources import resolve_vocabularies
@@ -99,14 +103,19 @@ def train(
     run_dir = Path(run_dir)
     if not chief:
         run_dir = run_dir / f".worker_{worker_index(strategy)}"
-    _start_run(run_dir, spec, strategy.num_replicas_in_sync)
-    log = CorruptImageLog()
+    _check_run_dir(run_dir, spec)
+    # Every check of the spec and its data before anything is written, so
+    # a failed start leaves no run behind to refuse the corrected one.
+    log = CorruptImageLog(ImageDecoder.for_spec(spec))
     train_splits = {d.name: read_split(spec, d, "train") for d in spec.datasets}
     val_splits = [
         read_split(spec, d, VALIDATION_SPLIT)
         for d in spec.datasets
         if VALIDATION_SPLIT in d.splits
     ]
+    for split in [*train_splits.values(), *val_splits]:
+        require_readable(spec, split, log)
+    _start_run(run_dir, spec, strategy.num_replicas_in_sync)
     with strategy.scope():
         groknet = build_groknet(spec)
         model = training_model(groknet, spec)
@@ -224,14 +233,19 @@ def load_run(run_dir):
     return spec, keras.saving.load_model(model_path)
 
 
-def _start_run(run_dir, spec, replicas):
-    run_dir.mkdir(parents=True, exist_ok=True)
+def _check_run_dir(run_dir, spec):
+    """Refuses a run directory that holds a run of another spec."""
     copy = run_dir / "spec.yaml"
     if copy.exists() and copy.read_text() != spec.text:
         raise SpecError(
             f"{run_dir} holds a run of a different spec; choose another --out"
         )
-    copy.write_text(spec.text)
+
+
+def _start_run(run_dir, spec, replicas):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    text = spec.text.encode()
+    write_atomically(run_dir / "spec.yaml", lambda f: f.write(text))
     info = {
         "spec_path": str(spec.path.resolve()),
         "heads": [dataclasses.asdict(h) for h in spec.heads],
@@ -274,12 +288,9 @@ class _RunRecorder(keras.callbacks.Callback):
         summary = self.log.summary()
         write_json(self.run_dir / "corrupt_images.json", summary)
         if summary["skipped"] > self.reported or (final and summary["skipped"]):
-            files = summary["files"]
-            shown = "; ".join(f"{k}: {v}" for k, v in list(files.items())[:5])
-            more = f" (+{len(files) - 5} more)" if len(files) > 5 else ""
             print(
                 f"grok-tf: skipped {summary['skipped']} unreadable image "
-                f"reads ({len(files)} files): {shown}{more}; see "
+                f"reads, {describe_skipped(summary['files'])}; see "
                 f"{self.run_dir / 'corrupt_images.json'}",
                 flush=True,
             )

@@ -6,6 +6,7 @@ import pytest
 from grok_tf.batch_mixer import distributed_training_batches
 from grok_tf.batch_mixer import evaluation_batches
 from grok_tf.batch_mixer import training_batches
+from grok_tf.image_preprocessing import FORMATS
 from grok_tf.image_preprocessing import CorruptImageLog
 from grok_tf.sources import read_split
 from grok_tf.sources import resolve_vocabularies
@@ -142,9 +143,9 @@ def test_skip_reasons_name_the_problem(tmp_path):
     }
     assert reasons["gone.jpg"] == "file not found"
     assert reasons["train.txt_green_0.jpg"] == "empty file"
-    assert (
-        reasons["train.txt_red_0.jpg"] == "corrupt, truncated or not an image"
-    )
+    assert reasons["train.txt_red_0.jpg"] == "corrupt or truncated"
+    assert reasons["train.txt_red_1.jpg"] == f"not a {FORMATS} image"
+    assert reasons["train.txt_red_2.jpg"] == f"not a {FORMATS} image"
 
 
 def test_a_live_iterator_does_not_hang_interpreter_exit(tmp_path):

@@ -169,3 +169,33 @@ def test_all_embedding_losses_train_on_two_replicas(tmp_path):
     assert photos["queries"] == 6  # 3 colours x 2 val photos
     assert 0.0 <= photos["map@r"] <= 1.0
     assert report["retrieval"]["pairs"] == {"same_as": "product"}
+
+
+def test_a_dataset_without_one_readable_image_fails_fast(tmp_path, toy_spec):
+    for image in (tmp_path / "data/images").glob("train*.jpg"):
+        image.write_bytes(image.read_bytes()[:100])  # truncated
+    run = tmp_path / "run"
+    with pytest.raises(SpecError) as raised:
+        train(toy_spec, run, epochs=1, steps_per_epoch=1, verbose=0)
+    message = str(raised.value)
+    assert message.startswith("spec.yaml: dataset 'toy', split 'train': ")
+    assert "none of its 12 images can be read: 12 files (12 corrupt or" in (
+        message
+    )
+    assert "\n" not in message
+    assert not run.exists()
+
+
+def test_failed_data_checks_write_nothing_and_the_fix_trains(
+    tmp_path, toy_spec
+):
+    train_list = tmp_path / "data/train.txt"
+    good = train_list.read_text()
+    train_list.write_text(good.replace(", 2, ", ", 7, ", 1))
+    run = tmp_path / "run"
+    with pytest.raises(SpecError, match=r"train.txt:9: .*class id 7 out of"):
+        train(toy_spec, run, epochs=1, steps_per_epoch=1, verbose=0)
+    assert not run.exists()
+    train_list.write_text(good)
+    train(toy_spec, run, epochs=1, steps_per_epoch=1, verbose=0)
+    assert (run / "model.keras").is_file()
