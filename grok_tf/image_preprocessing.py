@@ -37,6 +37,9 @@ JPEG_SCALES = (1, 2, 4, 8)
 FORMATS = "JPEG, PNG, GIF, BMP or WebP"
 #: Bytes of a file read to tell why it could not be decoded.
 _PREFIX_BYTES = 1 << 20
+#: Marker segments walked to find a JPEG's frame header (real files have
+#: a few dozen; a header of endless fill bytes must not cost seconds).
+_JPEG_MAX_SEGMENTS = 1024
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,7 +91,7 @@ class ImageDecoder:
         step, pixels = self._decoded_size(data, height, width)
         checks = [
             tf.debugging.assert_positive(
-                height, message=f"not a {FORMATS} image"
+                height, message=f"not a {FORMATS} image, or a cut header"
             ),
             tf.debugging.assert_less_equal(
                 pixels,
@@ -158,10 +161,9 @@ class ImageDecoder:
             return f"cannot be read ({error.strerror or error})"
         if not prefix:
             return "empty file"
-        try:
-            height, width = image_header_size(tf.constant(prefix))
-        except tf.errors.OpError:  # a JPEG whose header is cut or broken
-            return "corrupt or truncated"
+        height, width = image_header_size(tf.constant(prefix))
+        if height <= 0 and _is_jpeg(prefix):
+            return "corrupt or truncated"  # a JPEG without a frame header
         if height <= 0:
             return f"not a {FORMATS} image"
         step, pixels = self._decoded_size(tf.constant(prefix), height, width)
@@ -199,20 +201,18 @@ def decode_image(data):
 def image_header_size(data):
     """`(height, width)` int64 scalars read from an image's header.
 
-    JPEG sizes come from libjpeg's header reader
-    (`tf.image.extract_jpeg_shape`); PNG (IHDR), GIF (logical screen), BMP
-    (info header) and WebP (VP8, VP8L or VP8X chunk) sizes from their fixed
-    header fields, as TensorFlow's decoders read them. Nothing is decoded.
+    JPEG sizes come from the first start-of-frame segment; PNG (IHDR), GIF
+    (logical screen), BMP (info header) and WebP (VP8, VP8L or VP8X chunk)
+    sizes from their fixed header fields, as TensorFlow's decoders read
+    them. Nothing is decoded, and no decoder library is called.
 
     Args:
         data: string tensor, the encoded image (or at least its first
             bytes: the whole header).
 
     Returns:
-        `(height, width)`, both -1 when the bytes are none of those formats.
-
-    Raises:
-        tf.errors.InvalidArgumentError: a JPEG whose header is malformed.
+        `(height, width)`, both -1 when the bytes are none of those formats
+        or a JPEG whose header is cut or malformed.
 
     Example:
 
@@ -263,11 +263,64 @@ def image_header_size(data):
         height = tf.where(found, h, height)
         width = tf.where(found, w, width)
 
-    def jpeg():
-        shape = tf.cast(tf.image.extract_jpeg_shape(data), tf.int64)
-        return shape[0], shape[1]
+    return tf.cond(
+        _is_jpeg(data), lambda: _jpeg_size(data), lambda: (height, width)
+    )
 
-    return tf.cond(_is_jpeg(data), jpeg, lambda: (height, width))
+
+def _jpeg_size(data):
+    """`(height, width)` of a JPEG whose header is whole, else `(-1, -1)`.
+
+    Walks the marker segments after SOI (fill bytes, standalone markers,
+    `FF xx length` segments) in the graph, taking the size from the
+    start-of-frame segment, up to the start of the first scan, which must
+    be complete: libjpeg is never called on a header that is cut or
+    malformed (it prints to stderr on its own). Gives up at the end of the
+    bytes, at an end-of-image or scan before any frame, at a malformed
+    segment, or after `_JPEG_MAX_SEGMENTS` segments.
+    """
+    size = tf.cast(tf.strings.length(data), tf.int64)
+    unknown = tf.constant(-1, tf.int64)
+
+    def walk(position, height, width, whole, done):
+        segment = _leading_bytes(tf.strings.substr(data, position, 9), 9)
+        marker = segment[1]
+        fill = marker == 0xFF
+        standalone = (marker == 0x01) | ((marker >= 0xD0) & (marker <= 0xD7))
+        frame = (
+            (marker >= 0xC0)
+            & (marker <= 0xCF)
+            & (marker != 0xC4)  # DHT
+            & (marker != 0xC8)  # JPG extension
+            & (marker != 0xCC)  # DAC
+        )
+        length = segment[2] * 256 + segment[3]
+        end = position + 2 + length
+        scan = marker == 0xDA
+        height = tf.where(frame, segment[5] * 256 + segment[6], height)
+        width = tf.where(frame, segment[7] * 256 + segment[8], width)
+        whole = scan & (height > 0) & (end <= size)
+        done = (
+            (segment[0] != 0xFF)
+            | scan
+            | (marker == 0xD9)  # end of image
+            | (~fill & ~standalone & (length < 2))
+            | (frame & (position + 9 > size))
+        )
+        one, two = tf.constant(1, tf.int64), tf.constant(2, tf.int64)
+        step = tf.where(fill, one, tf.where(standalone, two, 2 + length))
+        return position + step, height, width, whole, done
+
+    _, height, width, whole, _ = tf.while_loop(
+        lambda position, height, width, whole, done: (
+            ~done & (position + 4 <= size)
+        ),
+        walk,
+        (tf.constant(2, tf.int64), unknown, unknown)
+        + (tf.constant(False),) * 2,
+        maximum_iterations=_JPEG_MAX_SEGMENTS,
+    )
+    return tf.where(whole, height, unknown), tf.where(whole, width, unknown)
 
 
 class CorruptImageLog:

@@ -82,9 +82,37 @@ def test_bmp_stored_top_down_has_a_positive_height():
     assert [int(v) for v in image_header_size(bytes(data))] == [37, 61]
 
 
-@pytest.mark.parametrize("data", [b"", b"GIF", b"hello world" * 10])
+def test_jpeg_size_is_found_after_app_segments_and_fill_bytes():
+    data = ENCODINGS["jpeg"]()
+    app = b"\xff\xe1" + struct.pack(">H", 2 + 5000) + bytes(5000)  # EXIF-like
+    padded = data[:2] + app + b"\xff\xff\xff" + data[2:]
+    assert [int(v) for v in image_header_size(padded)] == [37, 61]
+    assert ImageDecoder().decode(padded).shape == (37, 61, 3)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"GIF",
+        b"hello world" * 10,
+        b"\xff\xd8\xff",  # a JPEG that stops after its first marker
+        b"\xff\xd8" + b"\xff" * 1_000_000,  # fill bytes for ever
+        b"\xff\xd8\xff\xda\x00\x08" + bytes(100),  # a scan before any frame
+    ],
+    ids=["empty", "short", "text", "cut jpeg", "fill", "scan first"],
+)
 def test_unknown_bytes_have_no_size(data):
     assert [int(v) for v in image_header_size(data)] == [-1, -1]
+
+
+def test_a_cut_jpeg_header_never_reaches_libjpeg(capfd):
+    cut = ENCODINGS["jpeg"]()[:300]  # inside the Huffman tables
+    assert [int(v) for v in image_header_size(cut)] == [-1, -1]
+    image, ok = ImageDecoder().decode_or_flag(cut)
+    assert not ok
+    # libjpeg prints "Improper call to JPEG library" on its own stderr.
+    assert "JPEG" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize(
