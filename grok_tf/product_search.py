@@ -7,7 +7,13 @@ The flow of `grok-tf index` and `grok-tf search`, and of notebooks:
 2. `ProductHasher`: embeddings -> 256-bit codes with the run's Catalyzer
    (trained by `grok-tf compress`, see `grok_tf.compression`);
 3. `build_index` / `search_index`: codes in a `grok_tf.hash_index.HashIndex`
-   on disk, searched by Hamming distance.
+   on disk, searched by Hamming distance (ties: the item indexed first
+   comes first).
+
+Codes of two runs cannot be compared, even at the same length: an index
+records the fingerprint of the `ProductHasher` that built it, and
+`search_index` refuses another run's hasher (or an index too old to record
+one) rather than return meaningless neighbours.
 
 Example (a notebook):
 
@@ -25,6 +31,7 @@ import numpy as np
 import tensorflow as tf
 
 from grok_tf.hash_index import HashIndex
+from grok_tf.hash_index import hasher_fingerprint
 from grok_tf.image_preprocessing import DEFAULT_MAX_IMAGE_PIXELS
 from grok_tf.image_preprocessing import ImageDecoder
 from grok_tf.image_preprocessing import resize_for_eval
@@ -142,6 +149,16 @@ class ProductHasher:
             `grok-tf compress`).
         batch_size: images per forward pass.
 
+    Attributes:
+        fingerprint: SHA-256 (64 hex digits) of everything the codes depend
+            on: the kind (`"catalyzer"`), the bit count, the input size,
+            the weights of the model (`model.keras`) and of the Catalyzer
+            (`hashes/catalyzer.keras`, written by `grok-tf compress`). See
+            `grok_tf.hash_index.hasher_fingerprint`: it depends on the
+            weight values only, so it is the same in every process and for
+            a copy of the run, and changes when the run is retrained or
+            compressed again.
+
     Example:
 
     >>> hasher = ProductHasher("runs/demo")  # doctest: +SKIP
@@ -159,6 +176,9 @@ class ProductHasher:
         self.catalyzer = load_catalyzer(run_dir)
         self.bits = int(self.catalyzer.output.shape[-1])
         self.batch_size = batch_size
+        self.fingerprint = product_hasher_fingerprint(
+            self.model, self.catalyzer, self.spec.model.input_size
+        )
 
     def hash(self, paths, verbose=0):
         """Packed hashes `uint8 [N, bits/8]` and `valid` flags of images.
@@ -179,6 +199,29 @@ class ProductHasher:
         return catalyzer_codes(self.catalyzer, embeddings), valid
 
 
+def product_hasher_fingerprint(model, catalyzer, input_size):
+    """The fingerprint of images -> `model` embedding -> `catalyzer` codes.
+
+    Args:
+        model: the run's GrokNet model.
+        catalyzer: its Catalyzer model.
+        input_size: the square size images are resized to.
+
+    Returns:
+        `hasher_fingerprint` of kind `"catalyzer"` over the weights of the
+        model, then of the Catalyzer (`get_weights()`: trainable and
+        non-trainable, e.g. batch-norm statistics, in layer order).
+    """
+    model_weights = model.get_weights()
+    return hasher_fingerprint(
+        "catalyzer",
+        int(catalyzer.output.shape[-1]),
+        [*model_weights, *catalyzer.get_weights()],
+        input_size=int(input_size),
+        model_weights=len(model_weights),
+    )
+
+
 def build_index(hasher, images, out=None, verbose=0):
     """Hashes the images of a list file or folder into a `HashIndex`.
 
@@ -189,12 +232,14 @@ def build_index(hasher, images, out=None, verbose=0):
         verbose: 1 shows a progress bar.
 
     Returns:
-        `(index, skipped)`: the index of the readable images, and the paths
-        of the images that could not be read (left out, never fatal).
+        `(index, skipped)`: the index of the readable images, in the order
+        of `images` (their positions, which break ties in search), with
+        `hasher.fingerprint`; and the paths of the images that could not
+        be read (left out, never fatal).
     """
     paths, ids = read_image_refs(images)
     codes, valid = hasher.hash(paths, verbose)
-    index = HashIndex(hasher.bits)
+    index = HashIndex(hasher.bits, hasher=hasher.fingerprint)
     keep = np.flatnonzero(valid)
     index.add(codes[keep], [ids[i] for i in keep], [paths[i] for i in keep])
     if out is not None:
@@ -213,17 +258,29 @@ def search_index(hasher, index, paths, k=10):
 
     Returns:
         One dict per query: `{"image", "valid", "results"}`, results a list
-        of `{"id", "path", "distance"}` (Hamming, ascending); an unreadable
-        image has `valid: false` and no results.
+        of `{"id", "path", "distance"}`, Hamming distance ascending, then
+        the order in which the items were indexed (see
+        `HashIndex.search_arrays`); an unreadable image has
+        `valid: false` and no results.
 
     Raises:
-        ValueError: the index holds codes of another length than the run's.
+        ValueError: the index holds codes of another length than the run's,
+            or was built by another hasher (fingerprints differ), or records
+            no hasher (an index written before fingerprints: rebuild it).
+            Nothing is hashed then. To search an old index anyway, at your
+            own risk: `index.search(hasher.hash(paths)[0], k)`.
     """
     if index.bits != hasher.bits:
-        raise ValueError(
-            f"the index holds {index.bits}-bit codes, the run makes "
-            f"{hasher.bits}-bit codes: was it built with another run?"
+        where = (
+            "the hash index"
+            if index.directory is None
+            else f"hash index {index.directory}"
         )
+        raise ValueError(
+            f"{where} holds {index.bits}-bit codes, the run "
+            f"makes {hasher.bits}-bit codes: was it built with another run?"
+        )
+    index.check_hasher(hasher.fingerprint)
     codes, valid = hasher.hash(paths)
     found = index.search(codes, k)
     return [

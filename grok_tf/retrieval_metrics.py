@@ -10,11 +10,16 @@ relevant to a query when it has the query's product id. Two similarities:
 - `"hamming"`: binary codes packed into uint8 bytes (`np.packbits`), ranked
   by the number of differing bits (lower is closer).
 
-Ties are broken by gallery index, lowest first (a stable sort). Ids below 0
-mean "no id": such queries are not evaluated and such gallery items are
-dropped from the gallery (they neither match nor get in the way). With
-`exclude_self=True` the queries and the gallery are the same set, and
-query `i` never retrieves gallery item `i`.
+Ties: items are ranked by distance (or score), then by gallery index,
+lowest first (a stable sort); of the items tied at the last rank kept,
+the lowest indices are kept. It is the rule of
+`grok_tf.hash_index.HashIndex.search`, whose positions are the gallery
+indices in the order items were added.
+
+Ids below 0 mean "no id": such queries are not evaluated and such gallery
+items are dropped from the gallery (they neither match nor get in the
+way). With `exclude_self=True` the queries and the gallery are the same
+set, and query `i` never retrieves gallery item `i`.
 
 Queries are ranked `batch_size` at a time: a batch holds one 8-byte sort key
 per (query, gallery item), about `8 * batch_size * len(gallery)` bytes
@@ -178,7 +183,8 @@ def rank_gallery(
         gallery_embeddings: `[G, D]` or `[G, bytes]`, as the queries.
         metric: `"cosine"` (higher dot product of the L2-normalised
             embeddings is closer) or `"hamming"` (fewer differing bits is
-            closer). Ties are broken by gallery index, lowest first.
+            closer). Ties are broken by gallery index, lowest first, also
+            at the cut-off `top`.
         top: how many items per query; None (default) ranks the whole
             gallery. Capped at the gallery size (minus one with
             `exclude_self`).

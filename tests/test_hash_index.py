@@ -1,3 +1,4 @@
+import doctest
 import json
 
 import faiss
@@ -5,7 +6,10 @@ import numpy as np
 import pytest
 
 from grok_tf import atomic_files
+from grok_tf import hash_index
 from grok_tf.hash_index import HashIndex
+from grok_tf.hash_index import hasher_fingerprint
+from grok_tf.retrieval_metrics import rank_gallery
 
 
 def random_codes(rng, n, bits=256):
@@ -265,3 +269,230 @@ def test_load_errors_name_the_missing_or_inconsistent_file(tmp_path):
     (tmp_path / "hashes" / "index.faiss").unlink()
     with pytest.raises(FileNotFoundError, match="index.faiss is missing"):
         HashIndex.load(tmp_path / "hashes")
+
+
+def tie_heavy_catalog(n=600, seed=5):
+    """Codes drawn from 4 base codes and their 1-bit variants: many ties."""
+    rng = np.random.default_rng(seed)
+    base = random_codes(rng, 4)
+    codes = base[rng.integers(0, 4, n)]
+    flipped = rng.random(n) < 0.3
+    shifts = rng.integers(0, 8, flipped.sum()).astype(np.uint8)
+    codes[flipped, 0] ^= np.left_shift(np.uint8(1), shifts)
+    queries = np.concatenate([base, codes[:3], random_codes(rng, 2)])
+    return codes, queries
+
+
+def rule_reference(queries, codes, k):
+    """The documented order: distance ascending, then position ascending."""
+    reference = hamming(queries, codes)
+    order = np.stack(
+        [np.lexsort((np.arange(len(codes)), row))[:k] for row in reference]
+    )
+    return np.take_along_axis(reference, order, 1), order
+
+
+@pytest.mark.parametrize("k", [1, 5, 16, 100, 599, 600])
+def test_ties_are_broken_by_position_with_many_equal_codes(k):
+    codes, queries = tie_heavy_catalog()
+    index = HashIndex()
+    index.add(codes[:250], range(250))
+    index.add(codes[250:], range(250, 600))
+    expected_d, expected_p = rule_reference(queries, codes, k)
+
+    distances, positions = index.search_arrays(queries, k=k)
+
+    np.testing.assert_array_equal(distances, expected_d)
+    np.testing.assert_array_equal(positions, expected_p)
+    found = index.search(queries, k=k)
+    assert [[int(item["id"]) for item in row] for row in found] == (
+        expected_p.tolist()
+    )
+
+
+class TieShufflingFaiss:
+    """A faiss index that returns equal distances in the least kind order.
+
+    Its answers are valid for faiss's contract (the k smallest distances,
+    ascending), but among items tied at a distance it prefers the highest
+    positions and lists them last-added first; range search results come
+    reversed. HashIndex must not depend on faiss's order of ties.
+    """
+
+    def __init__(self, index, codes):
+        self._index, self._codes = index, codes
+
+    def __getattr__(self, name):
+        return getattr(self._index, name)
+
+    def search(self, queries, k):
+        distances = hamming(queries, self._codes)
+        positions = np.arange(len(self._codes))
+        order = np.stack(
+            [np.lexsort((-positions, row))[:k] for row in distances]
+        )
+        return np.take_along_axis(distances, order, 1).astype(np.int32), order
+
+    def range_search(self, queries, radius):
+        lims, found_d, found_p = self._index.range_search(queries, radius)
+        for lo, hi in zip(lims[:-1], lims[1:], strict=True):
+            found_d[lo:hi] = found_d[lo:hi][::-1].copy()
+            found_p[lo:hi] = found_p[lo:hi][::-1].copy()
+        return lims, found_d, found_p
+
+
+def test_the_tie_rule_does_not_rely_on_the_order_of_faiss():
+    codes, queries = tie_heavy_catalog()
+    index = HashIndex()
+    index.add(codes, range(len(codes)))
+    index._index = TieShufflingFaiss(index._index, codes)
+
+    for k in (1, 5, 40, 599, 600):
+        expected_d, expected_p = rule_reference(queries, codes, k)
+        distances, positions = index.search_arrays(queries, k=k)
+        np.testing.assert_array_equal(distances, expected_d, err_msg=str(k))
+        np.testing.assert_array_equal(positions, expected_p, err_msg=str(k))
+
+
+def test_search_and_retrieval_metrics_share_one_tie_rule():
+    codes, queries = tie_heavy_catalog()
+    index = HashIndex()
+    index.add(codes, range(len(codes)))
+
+    _, positions = index.search_arrays(queries, k=50)
+
+    np.testing.assert_array_equal(
+        positions, rank_gallery(queries, codes, metric="hamming", top=50)
+    )
+
+
+HASHER_A = hasher_fingerprint("catalyzer", 256, [np.ones((4, 2), np.float32)])
+HASHER_B = hasher_fingerprint("catalyzer", 256, [np.zeros((4, 2), np.float32)])
+
+
+def test_hasher_fingerprint_depends_on_every_part():
+    weights = [np.arange(6, dtype=np.float32).reshape(2, 3), np.ones(3)]
+    reference = hasher_fingerprint("catalyzer", 64, weights, input_size=32)
+    copies = [w.copy() for w in weights]
+    variants = [
+        hasher_fingerprint("itq", 64, weights, input_size=32),
+        hasher_fingerprint("catalyzer", 128, weights, input_size=32),
+        hasher_fingerprint("catalyzer", 64, weights, input_size=64),
+        hasher_fingerprint("catalyzer", 64, weights),
+        hasher_fingerprint("catalyzer", 64, weights[:1], input_size=32),
+        hasher_fingerprint(
+            "catalyzer", 64, [weights[0].T, weights[1]], input_size=32
+        ),
+        hasher_fingerprint(  # the same bytes, another shape
+            "catalyzer",
+            64,
+            [weights[0].reshape(3, 2), weights[1]],
+            input_size=32,
+        ),
+        hasher_fingerprint(
+            "catalyzer",
+            64,
+            [weights[0].astype(np.float64), weights[1]],
+            input_size=32,
+        ),
+        hasher_fingerprint(
+            "catalyzer",
+            64,
+            [weights[0], np.nextafter(weights[1], 2)],
+            input_size=32,
+        ),
+    ]
+    assert hasher_fingerprint("catalyzer", 64, copies, input_size=32) == (
+        reference
+    )
+    # The same values in another byte order or memory layout.
+    assert reference == hasher_fingerprint(
+        "catalyzer",
+        64,
+        [np.asfortranarray(weights[0].astype(">f4")), weights[1]],
+        input_size=32,
+    )
+    assert len(set(variants) | {reference}) == len(variants) + 1
+    assert all(len(f) == 64 and int(f, 16) >= 0 for f in variants)
+
+
+def test_an_index_refuses_another_hasher(tmp_path):
+    codes, ids, paths = catalog(20)
+    index = HashIndex(hasher=HASHER_A)
+    index.add(codes, ids, paths)
+    index.save(tmp_path / "shelf")
+
+    loaded = HashIndex.load(tmp_path / "shelf")
+    assert loaded.hasher == HASHER_A and loaded.directory == tmp_path / "shelf"
+    loaded.check_hasher(HASHER_A)
+    assert HashIndex.load(tmp_path / "shelf", hasher=HASHER_A).search(
+        codes[:2], k=1
+    ) == index.search(codes[:2], k=1)
+    with pytest.raises(ValueError) as refused:
+        HashIndex.load(tmp_path / "shelf", hasher=HASHER_B)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert str(tmp_path / "shelf") in message
+    assert f"built with hasher {HASHER_A[:12]}, not this hasher " in message
+    assert HASHER_B[:12] in message and HASHER_A not in message
+    with pytest.raises(ValueError, match=HASHER_B[:12]):
+        loaded.check_hasher(HASHER_B)
+    with pytest.raises(ValueError, match="the hash index was built with"):
+        HashIndex(hasher=HASHER_A).check_hasher(HASHER_B)  # never saved
+
+
+def test_a_version_1_index_loads_but_no_hasher_is_trusted(tmp_path):
+    codes, ids, paths = catalog(12)
+    index = HashIndex()
+    index.add(codes, ids, paths)
+    index.save(tmp_path / "old")
+    items_path = tmp_path / "old" / "items.json"
+    items = json.loads(items_path.read_text())
+    assert items["version"] == 2 and items["hasher"] is None
+    # Exactly what grok_tf wrote before fingerprints.
+    del items["hasher"]
+    items["version"] = 1
+    items_path.write_text(json.dumps(items))
+
+    old = HashIndex.load(tmp_path / "old")
+
+    assert old.hasher is None and len(old) == 12
+    assert old.search(codes[:3], k=2) == index.search(codes[:3], k=2)
+    with pytest.raises(ValueError) as refused:
+        HashIndex.load(tmp_path / "old", hasher=HASHER_A)
+    message = str(refused.value)
+    assert "\n" not in message and str(tmp_path / "old") in message
+    assert "records no hasher fingerprint (format version 1" in message
+    assert HASHER_A[:12] in message and "rebuild it" in message
+    # Saved again, it is version 2 and still records no hasher.
+    old.save(tmp_path / "old")
+    with pytest.raises(ValueError, match="built without a hasher finger"):
+        HashIndex.load(tmp_path / "old", hasher=HASHER_A)
+
+
+@pytest.mark.parametrize(
+    "change, match",
+    [
+        ({"version": 3}, "format version 3; this grok_tf reads versions 1, 2"),
+        ({"version": True}, "format version True"),
+        ({"version": 2.0}, "format version 2.0"),
+        ({"hasher": "abc"}, "'hasher' must be a fingerprint"),
+        ({"hasher": HASHER_A.upper()}, "'hasher' must be a fingerprint"),
+    ],
+)
+def test_bad_versions_and_fingerprints_are_rejected(tmp_path, change, match):
+    index, _ = filled_index(10)
+    index.save(tmp_path / "hashes")
+    items_path = tmp_path / "hashes" / "items.json"
+    items = json.loads(items_path.read_text())
+    items_path.write_text(json.dumps({**items, **change}))
+
+    with pytest.raises(ValueError, match=match):
+        HashIndex.load(tmp_path / "hashes")
+    with pytest.raises(ValueError, match="hasher must be a fingerprint"):
+        HashIndex(hasher="sha256")
+
+
+def test_docstring_examples():
+    result = doctest.testmod(hash_index)
+    assert result.attempted >= 5 and result.failed == 0

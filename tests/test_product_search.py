@@ -7,7 +7,9 @@ import numpy as np
 import pytest
 
 from grok_tf.binary_codes import hamming_distances
+from grok_tf.catalyzer import build_catalyzer
 from grok_tf.compression import compress_run
+from grok_tf.compression import load_catalyzer
 from grok_tf.compression import load_hashers
 from grok_tf.evaluation import evaluate_run
 from grok_tf.hash_index import HashIndex
@@ -67,10 +69,9 @@ def test_evaluate_reports_hashes_beside_the_float_embedding(compressed_run):
 
 
 def test_an_indexed_photo_finds_itself_and_bad_photos_are_flagged(
-    compressed_run, grocery_photos, tmp_path
+    hasher, grocery_photos, tmp_path
 ):
     listing, paths = grocery_photos
-    hasher = ProductHasher(compressed_run)
     index, skipped = build_index(hasher, listing, tmp_path / "index")
     assert skipped == [str(tmp_path / "broken.jpg")]
     assert len(index) == len(paths)
@@ -82,15 +83,20 @@ def test_an_indexed_photo_finds_itself_and_bad_photos_are_flagged(
     codes, _ = hasher.hash(queries[:2])
     all_codes, _ = hasher.hash(paths)
     for result, code in zip(results[:2], codes, strict=True):
-        best = result["results"][0]
-        assert best["path"] == result["image"] and best["distance"] == 0
-        # The distances are the true Hamming distances, nearest first.
-        truth = np.sort(hamming_distances(code[None], all_codes)[0])[:4]
-        assert [r["distance"] for r in result["results"]] == truth.tolist()
+        truth = hamming_distances(code[None], all_codes)[0]
+        # The photo's own code: distance 0 (near-duplicates may share it).
+        assert truth[paths.index(result["image"])] == 0
+        # The promised order: distance, then the order of indexing.
+        expected = ranked_by_rule(truth)[:4]
+        assert [r["path"] for r in result["results"]] == [
+            paths[i] for i in expected
+        ]
+        assert [r["distance"] for r in result["results"]] == (
+            truth[expected].tolist()
+        )
 
 
-def test_embed_images_flags_unreadable_files(compressed_run, tmp_path):
-    hasher = ProductHasher(compressed_run)
+def test_embed_images_flags_unreadable_files(hasher, tmp_path):
     (tmp_path / "empty.jpg").write_bytes(b"")
     embeddings, valid = embed_images(
         hasher.model,
@@ -101,7 +107,9 @@ def test_embed_images_flags_unreadable_files(compressed_run, tmp_path):
     assert embeddings.shape == (2, 400) and not embeddings.any()
 
 
-def test_index_and_search_commands(compressed_run, grocery_photos, tmp_path):
+def test_index_and_search_commands(
+    compressed_run, hasher, other_run, other_hasher, grocery_photos, tmp_path
+):
     listing, paths = grocery_photos
     index = tmp_path / "cli_index"
     result = grok_tf(
@@ -116,13 +124,79 @@ def test_index_and_search_commands(compressed_run, grocery_photos, tmp_path):
     assert result.returncode == 0, result.stderr
     (found,) = json.loads(result.stdout)
     assert found["valid"] and len(found["results"]) == 3
-    assert found["results"][0] == {
-        "id": "0",  # the first label of val.txt: the product's class id
-        "path": paths[5],
-        "distance": 0,
-    }
+    # Distance, then indexing order; the photo finds itself at distance 0
+    # unless 3 photos indexed before it share its code (near-duplicates).
+    ranks = [(r["distance"], paths.index(r["path"])) for r in found["results"]]
+    assert ranks == sorted(ranks) and ranks[0][0] == 0
+    assert (0, 5) in ranks or all(rank < (0, 5) for rank in ranks)
+    # Ids: the first label of each val.txt line, the product's class id.
+    lines = listing.read_text().splitlines()
+    ids = {path: label.strip() for path, label in (x.split(",") for x in lines)}
+    assert [r["id"] for r in found["results"]] == [
+        ids[r["path"]] for r in found["results"]
+    ]
     result = grok_tf("search", "--run", compressed_run, "--index", tmp_path)
     assert result.returncode == 2  # no IMAGE: argparse usage error
+
+    # The index records the run's hasher, the same in every process; another
+    # run's hasher of the same length is refused, in one line.
+    fingerprint = json.loads((index / "items.json").read_text())["hasher"]
+    assert fingerprint == hasher.fingerprint
+    other = other_hasher.fingerprint
+    result = grok_tf(
+        "search", "--run", other_run, "--index", index, paths[5], "-k", "3"
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1] == (
+        f"grok-tf: error: hash index {index} was built with hasher "
+        f"{fingerprint[:12]}, not this hasher {other[:12]}: search it with "
+        "the run that built it, or rebuild it with `grok-tf index`"
+    )
+
+
+def test_another_runs_hasher_is_refused(
+    compressed_run, hasher, other_hasher, tmp_path
+):
+    assert other_hasher.bits == hasher.bits  # the same length, but
+    assert other_hasher.fingerprint != hasher.fingerprint  # another hasher
+    copy = ProductHasher(shutil.copytree(compressed_run, tmp_path / "copy"))
+    assert copy.fingerprint == hasher.fingerprint
+    # An index of the run's codes (`build_index` records the fingerprint
+    # too: see test_index_and_search_commands).
+    index = HashIndex(hasher.bits, hasher=hasher.fingerprint)
+    index.add(np.zeros((3, hasher.bits // 8), np.uint8), ["a", "b", "c"])
+    index.save(tmp_path / "index")
+    query = [str(tmp_path / "never_read.jpg")]  # refused before hashing
+
+    for refuse in (
+        lambda: search_index(
+            other_hasher, HashIndex.load(index.directory), query
+        ),
+        lambda: HashIndex.load(index.directory, other_hasher.fingerprint),
+    ):
+        with pytest.raises(ValueError) as refused:
+            refuse()
+        message = str(refused.value)
+        assert str(tmp_path / "index") in message and "\n" not in message
+        assert f"built with hasher {hasher.fingerprint[:12]}" in message
+        assert f"not this hasher {other_hasher.fingerprint[:12]}" in message
+    # The same run's hasher (another instance, a copy of the run) is the
+    # index's: accepted (searching is test_an_indexed_photo_finds_itself).
+    HashIndex.load(index.directory, copy.fingerprint)
+
+    # An index written before fingerprints: refused, asking for a rebuild.
+    items_path = tmp_path / "index" / "items.json"
+    items = json.loads(items_path.read_text())
+    del items["hasher"]
+    items_path.write_text(json.dumps({**items, "version": 1}))
+    old = HashIndex.load(tmp_path / "index")
+    with pytest.raises(ValueError, match="no hasher fingerprint.*rebuild"):
+        search_index(hasher, old, query)
+
+
+def ranked_by_rule(distances):
+    """Item positions by distance, then position: the documented tie rule."""
+    return np.lexsort((np.arange(len(distances)), distances))
 
 
 @pytest.fixture
@@ -151,4 +225,31 @@ def compressed_run(grocery_run, tmp_path_factory):
     run = tmp_path_factory.mktemp("compressed") / "run"
     shutil.copytree(grocery_run, run)
     compress_run(run, bits=64, epochs=2, verbose=0)
+    return run
+
+
+@pytest.fixture(scope="module")
+def hasher(compressed_run):
+    return ProductHasher(compressed_run)
+
+
+@pytest.fixture(scope="module")
+def other_hasher(other_run):
+    return ProductHasher(other_run)
+
+
+@pytest.fixture(scope="module")
+def other_run(compressed_run, tmp_path_factory):
+    """Another run's hasher with codes of the same length.
+
+    A copy of `compressed_run` whose Catalyzer is another (untrained, seed
+    1) one of the same shape: its codes have the same length and mean
+    nothing to an index built by `compressed_run`.
+    """
+    run = tmp_path_factory.mktemp("other") / "run"
+    shutil.copytree(compressed_run, run)
+    catalyzer = load_catalyzer(compressed_run)
+    build_catalyzer(
+        catalyzer.input_shape[-1], bits=catalyzer.output_shape[-1], seed=1
+    ).save(run / "hashes/catalyzer.keras")
     return run

@@ -219,6 +219,26 @@ def test_ties_are_broken_by_gallery_index():
     )
 
 
+def test_ties_at_the_cut_off_keep_the_lowest_gallery_indices():
+    # 300 items of 3 distinct codes: every rank is a tie, also at `top`.
+    rng = np.random.default_rng(4)
+    base = rng.integers(0, 256, (3, 4), dtype=np.uint8)
+    codes = base[rng.integers(0, 3, 300)]
+    distances = _hamming_bit_by_bit(codes, codes, 32)
+    for top in (1, 7, 150):
+        ranked = rank_gallery(codes, codes, metric="hamming", top=top)
+        expected = np.argsort(distances, axis=1, kind="stable")[:, :top]
+        np.testing.assert_array_equal(ranked, expected)
+        # exclude_self: self ranks out, the rule holds for the others.
+        ranked = rank_gallery(
+            codes, codes, metric="hamming", top=top, exclude_self=True
+        )
+        np.fill_diagonal(distances, 10**6)
+        expected = np.argsort(distances, axis=1, kind="stable")[:, :top]
+        np.fill_diagonal(distances, 0)
+        np.testing.assert_array_equal(ranked, expected)
+
+
 def test_cosine_sort_keys_follow_the_scores():
     # The float32 -> uint32 key map behind the ranking: descending scores
     # give ascending keys, and -0.0 ties with 0.0.
