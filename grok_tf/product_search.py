@@ -66,11 +66,10 @@ def read_image_refs(images):
         paths = [str(p) for p in files]
         ids = [str(p.relative_to(images).with_suffix("")) for p in files]
     elif images.is_file():
+        from grok_tf.text_files import read_list
+
         paths, ids = [], []
-        for line in images.read_text().splitlines():
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            parts = [p.strip() for p in line.split(",")]
+        for _, parts in read_list(images):  # UTF-8, CSV quoting
             path = Path(parts[0])
             paths.append(
                 str(path if path.is_absolute() else images.parent / path)

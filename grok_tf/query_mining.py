@@ -21,9 +21,14 @@ medium, milk, organic, ...).
 """
 
 import collections
-import csv
 import re
 from pathlib import Path
+
+from grok_tf.spec import SpecError
+from grok_tf.text_files import dataset_path
+from grok_tf.text_files import parse_int
+from grok_tf.text_files import read_table
+from grok_tf.text_files import read_text
 
 # Common English function words; the frequency filter removes the words
 # that are common in one catalogue only.
@@ -98,32 +103,40 @@ def read_tag_table(settings, root):
         settings: the feed's `tags` mapping, validated by `grok_tf.spec`:
             `file` (a CSV, absolute path), `key` (its product column),
             `text` (a list of columns: a value ending in `.txt` is a text
-            file relative to `root`, other values are the text itself),
-            `min_products`, `max_share`.
+            file relative to `root`, a leading `/` meaning `root`; other
+            values are the text itself), `min_products`, `max_share`.
         root: the dataset root, for the text files.
+
+    The CSV and the text files are UTF-8 (with or without BOM) and read by
+    `grok_tf.text_files`; quoted fields of the CSV may span lines.
 
     Returns:
         `(table, vocabulary)`: product key token (int or str, as label
         columns give them) -> tuple of tags; and all tags, sorted.
 
     Raises:
-        ValueError: naming the CSV (and line) for a missing column or text
-            file, or a product listed twice.
+        SpecError (a ValueError): naming the CSV (and line) for a missing
+            column, an empty key, a product listed twice, or a text file
+            that cannot be read (named) or leaves `root`.
     """
     path = Path(settings["file"])
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        rows = [(i + 2, row) for i, row in enumerate(reader)]
+    table = read_table(path, multiline=True)
     for column in [settings["key"], *settings["text"]]:
-        if column not in header:
-            raise ValueError(f"{path}: no column {column!r} (has {header})")
+        if column not in table.header:
+            raise SpecError(
+                f"{path}: no column {column!r} (has {table.header})"
+            )
     texts = {}
-    for line, row in rows:
-        key = row[settings["key"]].strip()
-        key = int(key) if key.lstrip("-").isdigit() else key
+    for line, row in table.rows:
+        key = row[settings["key"]]
+        if not key:
+            raise SpecError(
+                f"{path}:{line}: empty product key in column "
+                f"{settings['key']!r}"
+            )
+        key = key if parse_int(key) is None else parse_int(key)
         if key in texts:
-            raise ValueError(f"{path}:{line}: product {key!r} listed twice")
+            raise SpecError(f"{path}:{line}: product {key!r} listed twice")
         texts[key] = "\n".join(
             _text_of(row[column], root, f"{path}:{line}")
             for column in settings["text"]
@@ -139,10 +152,11 @@ def _text_of(value, root, where):
     value = value.strip()
     if not value.lower().endswith(".txt"):
         return value
-    file = Path(root) / value.lstrip("/")
+    file = Path(root) / dataset_path(value, where, root_relative=True)
     try:
-        return file.read_text(errors="replace")
-    except OSError as error:
-        raise ValueError(
-            f"{where}: cannot read text file {file}: {error.strerror}"
-        ) from None
+        return read_text(file, where, "text file")
+    except SpecError as error:
+        message = str(error)
+        if message.startswith(f"{where}: "):
+            raise
+        raise SpecError(f"{where}: text file {message}") from None

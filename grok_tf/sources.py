@@ -25,9 +25,14 @@ Sources (the `source:` field of a dataset in a spec):
 Every file source also accepts feed column `path:K`, the K-th component of
 the image's relative path (e.g. `path:1` of `train/Fruit/Apple/x.jpg` is
 `Fruit`). Split names may slice their file: `tags.csv[:90%]`, `val.txt[:200]`.
+
+Text files are read by `grok_tf.text_files`: UTF-8 (with or without BOM),
+CSV quoting, one error line `FILE:LINE: what is wrong` for a malformed
+line. Image paths are relative to `root` and may not leave it (`..`); in
+a list file or a `csv_tags` CSV an absolute path is an error, in a
+catalogue a leading `/` means `root` (grocery's `classes.csv`).
 """
 
-import csv
 import dataclasses
 from pathlib import Path
 
@@ -36,6 +41,16 @@ import numpy as np
 from grok_tf.spec import SpecError
 from grok_tf.spec import apply_slice
 from grok_tf.spec import split_slice
+from grok_tf.text_files import dataset_path
+from grok_tf.text_files import parse_int
+from grok_tf.text_files import read_lines
+from grok_tf.text_files import read_list
+from grok_tf.text_files import read_table
+
+# Most classes a head may infer from integer ids (`"0" .. str(max id)`):
+# a larger id is more likely a typo than a class; declare such heads'
+# classes in a file.
+MAX_INFERRED_CLASSES = 1_000_000
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
@@ -125,22 +140,28 @@ def read_catalogue(spec, dataset):
     """
     settings = dataset.options["catalogue"]
     path = Path(settings["file"])
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        rows = list(reader)
+    field = f"{spec.path.name}: datasets.{dataset.name}.catalogue"
+    table = read_table(path, f"{field}.file")
     for key in ("image", "id"):
-        if settings[key] not in header:
+        if settings[key] not in table.header:
             raise SpecError(
-                f"{spec.path.name}: datasets.{dataset.name}.catalogue.{key}: "
-                f"column {settings[key]!r} not in {path.name} (has {header})"
+                f"{field}.{key}: column {settings[key]!r} not in {path.name} "
+                f"(has {table.header})"
             )
     head = spec.head(settings["head"])
-    refs = [
-        str(dataset.root / row[settings["image"]].lstrip("/")) for row in rows
-    ]
-    tokens = [_parse_token(row[settings["id"]]) for row in rows]
-    where = [f"{path}:{i + 2}" for i in range(len(rows))]
+    refs, tokens, where = [], [], []
+    for number, row in table.rows:
+        origin = f"{path}:{number}"
+        image = dataset_path(row[settings["image"]], origin, root_relative=True)
+        token = _parse_token(row[settings["id"]])
+        if not token:
+            raise SpecError(
+                f"{origin}: no id in column {settings['id']!r} (a catalogue "
+                "image needs its product)"
+            )
+        refs.append(str(dataset.root / image))
+        tokens.append(token)
+        where.append(origin)
     ids = _encode(spec, dataset, head, tokens, where)
     return Split(
         dataset=dataset.name,
@@ -159,7 +180,7 @@ def resolve_vocabularies(spec):
     """
     if all(head.classes is not None for head in spec.heads):
         return spec
-    found = {h.name: set() for h in spec.heads if h.classes is None}
+    found = {h.name: {} for h in spec.heads if h.classes is None}
     named = {}
     for dataset in spec.datasets:
         wanted = [h for h in dataset.feeds if h in found]
@@ -172,12 +193,15 @@ def resolve_vocabularies(spec):
         for head in wanted:
             if head in raw.vocabularies:
                 named[head] = raw.vocabularies[head]
-            for labels in raw.tokens[head]:
-                found[head].update(labels)
+            for labels, origin in zip(raw.tokens[head], raw.where, strict=True):
+                for token in labels:
+                    found[head].setdefault(token, origin)
     heads = []
     for head in spec.heads:
         if head.classes is None:
-            classes = named.get(head.name) or _vocabulary_from(found[head.name])
+            classes = named.get(head.name) or _vocabulary_from(
+                head.name, found[head.name]
+            )
             if not classes:
                 raise SpecError(
                     spec.where(f"heads.{head.name}.classes")
@@ -188,10 +212,28 @@ def resolve_vocabularies(spec):
     return spec.replace_heads(heads)
 
 
-def _vocabulary_from(tokens):
-    if all(isinstance(t, int) for t in tokens):
-        return [str(i) for i in range(max(tokens) + 1)] if tokens else []
-    return sorted(str(t) for t in tokens)
+def _vocabulary_from(head, found):
+    """Inferred classes from `{token: "file:line" of its first use}`."""
+    ids = [t for t in found if isinstance(t, int)]
+    names = [t for t in found if not isinstance(t, int)]
+    if ids and names:
+        raise SpecError(
+            f"{found[names[0]]}: head '{head}': label {names[0]!r} is a class "
+            f"name, but {found[ids[0]]} gives class id {ids[0]}; an inferred "
+            "head takes ids or names, not both"
+        )
+    if names:
+        return sorted(names)
+    if not ids:
+        return []
+    largest = max(ids)
+    if largest >= MAX_INFERRED_CLASSES:
+        raise SpecError(
+            f"{found[largest]}: head '{head}': class id {largest} would make "
+            f"{largest + 1} inferred classes (at most {MAX_INFERRED_CLASSES}"
+            "); list the classes in a file"
+        )
+    return [str(i) for i in range(largest + 1)]
 
 
 def _encode(spec, dataset, head, column, where):
@@ -231,26 +273,24 @@ def _read_tokens(spec, dataset, split):
             f"{split!r} (has {', '.join(dataset.splits)})"
         )
     reader = _READERS[dataset.source]
-    return reader(spec, dataset, dataset.splits[split])
+    who = f"{spec.path.name}: datasets.{dataset.name}.splits.{split}"
+    return reader(spec, dataset, dataset.splits[split], who)
 
 
 def _parse_token(text):
+    """Label tokens of one cell: ints (class ids) or names; -1 is unknown."""
     text = text.strip()
     if not text or text == "-1":
         return ()
     parts = [p.strip() for p in text.split("|") if p.strip()]
-    return tuple(int(p) if _is_int(p) else p for p in parts)
-
-
-def _is_int(text):
-    return text.lstrip("-").isdigit()
+    return tuple(p if parse_int(p) is None else parse_int(p) for p in parts)
 
 
 def _path_part(spec, dataset, relative, column, where):
+    k = parse_int(column.split(":", 1)[1])  # an int: checked by the spec
     try:
-        k = int(column.split(":", 1)[1])
         return (Path(relative).parts[k],)
-    except (ValueError, IndexError):
+    except (TypeError, IndexError):
         raise SpecError(
             f"{where}: feed {column!r} of dataset '{dataset.name}': the path "
             f"{relative!r} has no component {column.split(':', 1)[1]}"
@@ -310,20 +350,15 @@ def _tags_of(table, products, head, origin):
     return tuple(sorted(tags))
 
 
-def _read_image_list(spec, dataset, ref):
+def _read_image_list(spec, dataset, ref, who):
     name, bounds = split_slice(ref)
     path = dataset.root / name
-    lines = [
-        (i + 1, line)
-        for i, line in enumerate(path.read_text().splitlines())
-        if line.strip() and not line.lstrip().startswith("#")
-    ]
-    lines = apply_slice(lines, bounds)
+    records = apply_slice(list(read_list(path, who)), bounds)
 
     def rows():
-        for number, line in lines:
-            parts = [p.strip() for p in line.split(",")]
-            yield parts[0], f"{path}:{number}", parts[1:]
+        for number, fields in records:
+            origin = f"{path}:{number}"
+            yield dataset_path(fields[0], origin), origin, fields[1:]
 
     def label_of(row, column, origin):
         if not isinstance(column, int) or column < 0:
@@ -342,7 +377,7 @@ def _read_image_list(spec, dataset, ref):
     return _collect(spec, dataset, rows(), label_of)
 
 
-def _read_image_folder(spec, dataset, ref):
+def _read_image_folder(spec, dataset, ref, who):
     name, bounds = split_slice(ref)
     folder = dataset.root / name
     files = sorted(
@@ -368,20 +403,19 @@ def _read_image_folder(spec, dataset, ref):
     return _collect(spec, dataset, rows(), label_of)
 
 
-def _read_csv_tags(spec, dataset, ref):
+def _read_csv_tags(spec, dataset, ref, who):
     name, bounds = split_slice(ref)
     path = dataset.root / name
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        records = [(i + 2, row) for i, row in enumerate(reader)]
+    table = read_table(path, who)
+    header = table.header
     if "image" not in header:
         raise SpecError(f"{path}: no 'image' column (has {header})")
-    records = apply_slice(records, bounds)
+    records = apply_slice(table.rows, bounds)
 
     def rows():
         for number, row in records:
-            yield row["image"], f"{path}:{number}", row
+            origin = f"{path}:{number}"
+            yield dataset_path(row["image"], origin), origin, row
 
     def label_of(row, column, origin):
         if column not in header:
@@ -389,12 +423,12 @@ def _read_csv_tags(spec, dataset, ref):
                 f"{spec.path.name}: datasets.{dataset.name}.feeds: column "
                 f"{column!r} not in {path.name} (has {header})"
             )
-        return _parse_token(row[column] or "")
+        return _parse_token(row[column])
 
     return _collect(spec, dataset, rows(), label_of)
 
 
-def _read_synthetic(spec, dataset, ref):
+def _read_synthetic(spec, dataset, ref, who):
     from grok_tf.synthetic_catalog import VOCABULARY_FILES
     from grok_tf.synthetic_catalog import CatalogConfig
     from grok_tf.synthetic_catalog import generate_synthetic_catalog
@@ -413,15 +447,18 @@ def _read_synthetic(spec, dataset, ref):
             f"{spec.path.name}: datasets.{dataset.name}.splits: split file "
             f"not found: {dataset.root / split_slice(ref)[0]}"
         )
-    tokens = _read_image_list(spec, dataset, ref)
+    tokens = _read_image_list(spec, dataset, ref, who)
     for head, column in dataset.feeds.items():
         if isinstance(column, int) and 0 <= column < len(VOCABULARY_FILES):
-            text = (dataset.root / VOCABULARY_FILES[column]).read_text()
-            tokens.vocabularies[head] = tuple(text.splitlines())
+            file = dataset.root / VOCABULARY_FILES[column]
+            lines = read_lines(
+                file, f"{spec.path.name}: datasets.{dataset.name}"
+            )
+            tokens.vocabularies[head] = tuple(text for _, text in lines)
     return tokens
 
 
-def _read_tfds(spec, dataset, ref):
+def _read_tfds(spec, dataset, ref, who):
     import tensorflow_datasets as tfds
 
     catalog = dataset.options["catalog"]

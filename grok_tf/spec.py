@@ -41,8 +41,10 @@ Layout of a spec (see `data_specs/*.yaml` for complete examples)::
 
 Strings expand `${VAR}` and `${VAR:-default}` environment variables and `~`;
 relative paths are relative to the spec file's folder. Vocabulary files and
-split files must exist when the spec is loaded. Heads whose classes are
-`inferred` are resolved from the data by `grok_tf.sources`.
+split files must exist when the spec is loaded. Every text file (the spec,
+list files, CSV tables, class files) is UTF-8, with or without BOM, read by
+`grok_tf.text_files`, whose errors name the file and line. Heads whose
+classes are `inferred` are resolved from the data by `grok_tf.sources`.
 """
 
 import dataclasses
@@ -69,6 +71,7 @@ SOURCES = ("image_list", "image_folder", "csv_tags", "tfds", "synthetic")
 RESERVED_OUTPUT_NAMES = ("embedding", "features")
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_PERCENT = re.compile(r"([0-9]{1,3}(?:\.[0-9]+)?)%")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -261,9 +264,18 @@ class _Reader:
         path = Path(self.expand(field, value))
         if not path.is_absolute():
             path = (self.folder / path).resolve()
-        if must_exist and not path.exists():
-            self.fail(field, f"{kind} not found: {path}")
+        if must_exist:
+            self.check_exists(field, path, kind)
         return path
+
+    def check_exists(self, field, path, kind="file", what=None):
+        """Fails unless `path` is an existing file (or folder)."""
+        what = what or kind
+        if not path.exists():
+            self.fail(field, f"{what} not found: {path}")
+        is_kind = path.is_dir() if kind == "folder" else path.is_file()
+        if not is_kind:
+            self.fail(field, f"not a {kind}: {path}")
 
     def flag(self, field, value):
         if not isinstance(value, bool):
@@ -474,23 +486,35 @@ class _Reader:
         if not isinstance(splits, dict) or not splits:
             self.fail(f"{field}.splits", "must map split names to files")
         for split, ref in splits.items():
+            where = f"{field}.splits.{split}"
             if not isinstance(ref, str):
-                self.fail(f"{field}.splits.{split}", "must be a string")
-            if source in ("image_list", "image_folder", "csv_tags"):
-                target = root / _strip_slice(ref)
-                if not target.exists():
-                    self.fail(
-                        f"{field}.splits.{split}",
-                        f"split file not found: {target}",
-                    )
+                self.fail(where, "must be a string")
+            if source == "tfds":
+                continue  # tfds split syntax, checked by tfds
+            try:
+                file = split_slice(ref)[0]
+            except ValueError as error:
+                self.fail(where, str(error))
+            if source != "synthetic":
+                self.check_exists(
+                    where,
+                    root / file,
+                    "folder" if source == "image_folder" else "file",
+                    "split file",
+                )
         feeds = raw["feeds"]
         if not isinstance(feeds, dict) or not feeds:
             self.fail(f"{field}.feeds", "must map head names to label columns")
-        for head in feeds:
+        for head, column in feeds.items():
             if head not in heads:
                 hint = difflib.get_close_matches(str(head), sorted(heads), 1)
                 extra = f" (did you mean '{hint[0]}'?)" if hint else ""
                 self.fail(f"{field}.feeds.{head}", f"no such head{extra}")
+            if isinstance(column, dict):
+                if "column" not in column:
+                    continue  # tag_feed names the missing key
+                column = column["column"]
+            self.feed_column(f"{field}.feeds.{head}", column)
         feeds = {
             head: self.tag_feed(f"{field}.feeds.{head}", column, root, source)
             if isinstance(column, dict)
@@ -532,6 +556,22 @@ class _Reader:
             options=options,
         )
 
+    def feed_column(self, field, column):
+        """Checks what all sources share: no booleans, `path:K` with int K."""
+        from grok_tf.text_files import parse_int
+
+        if isinstance(column, bool) or column is None:
+            self.fail(field, f"must be a label column, got {_kind(column)}")
+        if (
+            isinstance(column, str)
+            and column.startswith("path:")
+            and parse_int(column[len("path:") :]) is None
+        ):
+            self.fail(
+                field,
+                f"{column!r}: K of 'path:K' must be an integer, e.g. path:1",
+            )
+
     def tag_feed(self, field, raw, root, source):
         """A feed of query tags mined from product texts (query_mining)."""
         if source not in _TAG_SOURCES:
@@ -549,8 +589,7 @@ class _Reader:
             ("file", "key", "text"),
         )
         path = root / self.expand(f"{field}.tags.file", tags["file"])
-        if not path.is_file():
-            self.fail(f"{field}.tags.file", f"file not found: {path}")
+        self.check_exists(f"{field}.tags.file", path)
         text = tags["text"]
         text = [text] if isinstance(text, str) else text
         if not isinstance(text, list) or not text:
@@ -571,9 +610,8 @@ class _Reader:
         self.check_keys(
             field, raw, {"file", "image", "id"}, ("file", "image", "id")
         )
-        path = root / raw["file"]
-        if not path.is_file():
-            self.fail(f"{field}.file", f"file not found: {path}")
+        path = root / self.expand(f"{field}.file", raw["file"])
+        self.check_exists(f"{field}.file", path)
         id_heads = [h for h in feeds if heads[h] in ID_HEAD_TYPES]
         if len(id_heads) != 1:
             self.fail(
@@ -608,10 +646,12 @@ def load_spec(path):
     >>> [h.name for h in spec.heads]  # doctest: +SKIP
     ['category', 'colour', 'pattern', 'queries']
     """
+    from grok_tf.text_files import read_text
+
     path = Path(path)
     if not path.is_file():
         raise SpecError(f"{path}: spec file not found")
-    text = path.read_text()
+    text = read_text(path, f"{path}: spec file")
     try:
         raw = yaml.safe_load(text)
     except yaml.YAMLError as error:
@@ -655,9 +695,15 @@ def parse_spec(raw, path, text=""):
 def split_slice(ref):
     """Splits `"file.txt[10%:90%]"` into `("file.txt", (start, stop))`.
 
-    Bounds are fractions (from `N%`) or absolute counts, `None` when open;
+    Bounds are fractions (from `N%`, 0 to 100) or counts (integers,
+    negative from the end as in Python), `None` when open;
     `("file.txt", None)` when there is no slice.
+
+    Raises:
+        ValueError: the slice is not `[start:stop]` with such bounds.
     """
+    from grok_tf.text_files import parse_int
+
     match = re.fullmatch(r"(.*)\[([^\]]*)\]", ref)
     if not match:
         return ref, None
@@ -667,12 +713,18 @@ def split_slice(ref):
     bounds = []
     for part in body.split(":"):
         part = part.strip()
+        percent = _PERCENT.fullmatch(part)
         if not part:
             bounds.append(None)
-        elif part.endswith("%"):
-            bounds.append(float(part[:-1]) / 100.0)
+        elif parse_int(part) is not None:
+            bounds.append(parse_int(part))
+        elif percent and float(percent.group(1)) <= 100:
+            bounds.append(float(percent.group(1)) / 100.0)
         else:
-            bounds.append(int(part))
+            raise ValueError(
+                f"bad slice [{body}]: {part!r} is not a count (integer) or "
+                "a percentage from 0% to 100%"
+            )
     return base, tuple(bounds)
 
 
@@ -689,10 +741,6 @@ def apply_slice(items, bounds):
     return items[index(bounds[0]) : index(bounds[1])]
 
 
-def _strip_slice(ref):
-    return split_slice(ref)[0]
-
-
 def _check_unique(reader, field, names):
     seen = set()
     for i, name in enumerate(names):
@@ -702,37 +750,87 @@ def _check_unique(reader, field, names):
 
 
 def _read_vocabulary(reader, field, path, column, id_column):
-    """Reads class names from a text file or a column of a CSV file."""
-    import csv
+    """Reads class names from a text file or a column of a CSV file.
 
+    A text file (UTF-8, see `grok_tf.text_files`) holds one name per line,
+    stripped, blank lines skipped. A CSV file gives one name per record in
+    `column`, in order, or at the integer ids of `id_column` (0..N-1; a
+    record may repeat an id with the same name, e.g. a coarse class beside
+    each of its fine classes). Names are unique and not empty.
+    """
+    from grok_tf.text_files import read_lines
+    from grok_tf.text_files import read_table
+
+    who = f"{reader.path.name}: {field}.file"
     if column is None:
-        names = [line.strip() for line in path.read_text().splitlines()]
-        names = [n for n in names if n]
+        if id_column is not None:
+            reader.fail(f"{field}.id_column", "needs a `column` of names")
+        rows = [(n, text.strip()) for n, text in read_lines(path, who)]
+        rows = [(n, name) for n, name in rows if name]
     else:
-        with open(path, newline="") as f:
-            rows = list(csv.DictReader(f))
-        header = list(rows[0]) if rows else []
-        for key in (column, id_column):
-            if key is not None and key not in header:
+        table = read_table(path, who)
+        for key, name in ((column, "column"), (id_column, "id_column")):
+            if key is not None and key not in table.header:
                 reader.fail(
-                    f"{field}.column",
-                    f"column {key!r} not in {path.name} (has {header})",
+                    f"{field}.{name}",
+                    f"column {key!r} not in {path.name} (has {table.header})",
                 )
-        if id_column is None:
-            names = [row[column] for row in rows]
+        for n, row in table.rows:
+            if not row[column]:
+                raise SpecError(
+                    f"{path}:{n}: empty class name in column {column!r}"
+                )
+        if id_column is not None:
+            rows = _names_by_id(reader, field, path, table, column, id_column)
         else:
-            by_id = {}
-            for row in rows:
-                by_id.setdefault(int(row[id_column]), row[column])
-            if sorted(by_id) != list(range(len(by_id))):
-                reader.fail(
-                    f"{field}.id_column",
-                    f"ids in {path.name} are not 0..{len(by_id) - 1}",
-                )
-            names = [by_id[i] for i in range(len(by_id))]
+            rows = [(n, row[column]) for n, row in table.rows]
+    names, line_of = [], {}
+    for n, name in rows:
+        if name in line_of:
+            raise SpecError(
+                f"{path}:{n}: class name {name!r} repeats line {line_of[name]}"
+            )
+        line_of[name] = n
+        names.append(name)
     if not names:
         reader.fail(f"{field}.file", f"no class names in {path}")
     return tuple(names)
+
+
+def _names_by_id(reader, field, path, table, column, id_column):
+    """`(line, name)` for ids 0..N-1 of a class table with an id column."""
+    from grok_tf.text_files import parse_int
+
+    name_of, line_of, id_of = {}, {}, {}
+    for n, row in table.rows:
+        name, text = row[column], row[id_column]
+        i = parse_int(text)
+        if i is None:
+            raise SpecError(
+                f"{path}:{n}: column {id_column!r}: a class id is an integer, "
+                f"got {text!r}"
+            )
+        if name_of.get(i, name) != name:
+            raise SpecError(
+                f"{path}:{n}: class id {i} is {name!r} here but "
+                f"{name_of[i]!r} on line {line_of[i]}"
+            )
+        if id_of.get(name, i) != i:
+            raise SpecError(
+                f"{path}:{n}: class {name!r} has id {i} here but "
+                f"{id_of[name]} on line {line_of[id_of[name]]}"
+            )
+        name_of.setdefault(i, name)
+        line_of.setdefault(i, n)
+        id_of.setdefault(name, i)
+    missing = [i for i in range(len(name_of)) if i not in name_of]
+    if missing:
+        reader.fail(
+            f"{field}.id_column",
+            f"ids in {path.name} are not 0..{len(name_of) - 1} (no "
+            f"{missing[0]}, but {max(name_of)})",
+        )
+    return [(line_of[i], name_of[i]) for i in range(len(name_of))]
 
 
 def _kind(value):

@@ -162,3 +162,32 @@ def test_grocery_query_tags_from_names_and_descriptions(grok_data):
         k for k, r in names.items() if r["Coarse Class Name (str)"] == "Apple"
     ]
     assert all("apple" in table[k] for k in apples)
+
+
+def test_tag_table_texts_must_be_utf8_and_may_span_lines(tmp_path):
+    """A description in Latin-1 was decoded with U+FFFD replacements."""
+    table = tmp_path / "products.csv"
+    table.write_bytes(
+        b"\xef\xbb\xbfid,name,description\r\n"
+        b'0,Apple,"red\r\nsweet apple"\r\n1,Pear,/pear.txt\r\n'
+        b"2,Plum,/plum.txt\r\n"
+    )
+    (tmp_path / "pear.txt").write_bytes(b"sweet pear")
+    (tmp_path / "plum.txt").write_bytes(b"red plum")
+    settings = {
+        "file": str(table),
+        "key": "id",
+        "text": ["name", "description"],
+        "min_products": 2,
+        "max_share": 1.0,
+    }
+    tags, vocabulary = read_tag_table(settings, tmp_path)
+    assert vocabulary == ("red", "sweet")
+    assert tags == {0: ("red", "sweet"), 1: ("sweet",), 2: ("red",)}
+    (tmp_path / "plum.txt").write_bytes(b"r\xe9d plum")
+    with pytest.raises(SpecError) as error:
+        read_tag_table(settings, tmp_path)
+    assert str(error.value).startswith(
+        f"{table}:5: text file {tmp_path / 'plum.txt'}:1: not UTF-8: byte E9 "
+        "at column 2 (file offset 1)"
+    )

@@ -246,3 +246,28 @@ def test_catalogue_needs_its_file_and_one_id_head(tmp_path, base):
     raw["heads"][0]["type"] = "arcface"
     spec = load_spec(write_spec(tmp_path, raw))
     assert spec.datasets[0].options["catalogue"]["head"] == "colour"
+
+
+@pytest.mark.parametrize(
+    "ref, message",
+    [
+        ("a.txt[:abc]", "bad slice [:abc]: 'abc' is not a count"),
+        ("a.txt[1:2:3]", "bad slice [1:2:3]: expected [start:stop]"),
+        ("a.txt[:nan%]", "'nan%' is not a count (integer) or a percentage"),
+        ("a.txt[:inf%]", "'inf%' is not a count"),
+        ("a.txt[:1e400%]", "'1e400%' is not a count"),
+        ("a.txt[:50%%]", "'50%%' is not a count"),
+        ("a.txt[:150%]", "'150%' is not a count (integer) or a percentage"),
+        ("a.txt[-5%:]", "'-5%' is not a count"),
+        ("a.txt[:١]", "'١' is not a count"),
+    ],
+)
+def test_bad_slices_say_what_a_bound_is(ref, message):
+    with pytest.raises(ValueError) as error:
+        split_slice(ref)
+    assert message in str(error.value)
+
+
+def test_slice_bounds_are_counts_or_percentages():
+    assert split_slice("a.txt[-2:12.5%]") == ("a.txt", (-2, 0.125))
+    assert split_slice("a.txt[ 0% : 100% ]") == ("a.txt", (0.0, 1.0))
