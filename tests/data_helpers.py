@@ -1,6 +1,8 @@
 """Small on-disk datasets for tests: real JPEG files and list files."""
 
 import copy
+import struct
+import zlib
 
 import numpy as np
 import yaml
@@ -64,3 +66,40 @@ def write_spec(folder, raw, name="spec.yaml"):
     path = folder / name
     path.write_text(yaml.safe_dump(copy.deepcopy(raw), sort_keys=False))
     return path
+
+
+def add_query_tag_feed(raw, table="products.csv", max_share=0.7):
+    """Adds an inferred multi-label `queries` head fed with the tags mined
+    from `table` (columns id, name, description) to a toy spec dict."""
+    raw["heads"].append(
+        {"name": "queries", "type": "multilabel_arcface", "classes": "inferred"}
+    )
+    raw["datasets"][0]["feeds"]["queries"] = {
+        "column": 0,
+        "tags": {
+            "file": table,
+            "key": "id",
+            "text": ["name", "description"],
+            "max_share": max_share,
+        },
+    }
+    return raw
+
+
+def png_declaring(width, height):
+    """A PNG signature and IHDR declaring any size, with a few bytes of data:
+    what a decompression bomb's header looks like."""
+
+    def chunk(kind, data):
+        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
+        )
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(bytes(100)))
+        + chunk(b"IEND", b"")
+    )

@@ -20,8 +20,6 @@ import dataclasses
 import io
 import json
 import re
-import struct
-import zlib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +39,7 @@ from grok_tf.sources import read_split
 from grok_tf.sources import resolve_vocabularies
 from grok_tf.spec import load_spec
 from tests.data_helpers import make_colour_dataset
+from tests.data_helpers import png_declaring
 from tests.data_helpers import write_spec
 from tests.pretrained.test_torch_checkpoint import RawPickle
 from tests.pretrained.test_torch_checkpoint import system_call
@@ -84,22 +83,6 @@ def jpeg(height, width):
 
 def png(height, width):
     return tf.io.encode_png(tf.zeros([height, width, 3], tf.uint8)).numpy()
-
-
-def png_declaring(width, height):
-    def chunk(kind, data):
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(bytes(100)))
-        + chunk(b"IEND", b"")
-    )
 
 
 def small_photo():
@@ -257,30 +240,33 @@ IMAGES = [
 # Weights files, through the ImageNet weights loader.
 
 
-def legacy_weights(replace=None):
+def weights_file(write):
+    """`write(path, marker)` writes a .pth; loaded as the weights loader
+    does, and the payload (which would create `marker`) never runs."""
+
     def run(folder):
-        path = folder / "weights.pth"
-        marker = folder / "marker"
+        path, marker = folder / "weights.pth", folder / "marker"
+        write(path, marker)
+        result = outcome(lambda: list(load_torch_state_dict(path)))
+        assert not marker.exists(), "the payload ran"
+        return result.replace(str(path), "FILE")
+
+    return run
+
+
+def legacy_weights(replace=None):
+    def write(path, marker):
         payload = {"replace": replace(marker)} if replace else {}
         state = {"w": tensor(np.ones(3, np.float32), "0")}
         write_legacy_checkpoint(path, state, **payload)
-        result = outcome(lambda: list(load_torch_state_dict(path)))
-        assert not marker.exists(), "the payload ran"
-        return result.replace(str(path), "FILE")
 
-    return run
+    return weights_file(write)
 
 
 def zip_weights(obj):
-    def run(folder):
-        path = folder / "weights.pth"
-        marker = folder / "marker"
-        write_zip_checkpoint(path, obj(marker))
-        result = outcome(lambda: list(load_torch_state_dict(path)))
-        assert not marker.exists(), "the payload ran"
-        return result.replace(str(path), "FILE")
-
-    return run
+    return weights_file(
+        lambda path, marker: write_zip_checkpoint(path, obj(marker))
+    )
 
 
 REFUSED_SYSTEM = (

@@ -2,7 +2,6 @@
 
 import io
 import struct
-import zlib
 
 import numpy as np
 import pytest
@@ -14,6 +13,7 @@ from grok_tf.image_preprocessing import CorruptImageLog
 from grok_tf.image_preprocessing import ImageDecoder
 from grok_tf.image_preprocessing import describe_skipped
 from grok_tf.image_preprocessing import image_header_size
+from tests.data_helpers import png_declaring
 
 
 def encode(pixels, fmt, mode=None, **options):
@@ -23,24 +23,6 @@ def encode(pixels, fmt, mode=None, **options):
     out = io.BytesIO()
     image.save(out, fmt, **options)
     return out.getvalue()
-
-
-def png_declaring(width, height):
-    """A valid PNG signature and IHDR declaring any size, with tiny data."""
-
-    def chunk(kind, data):
-        crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-        return (
-            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-        )
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 100))
-        + chunk(b"IEND", b"")
-    )
 
 
 PIXELS = np.random.default_rng(0).integers(0, 255, (37, 61, 3), np.uint8)

@@ -11,6 +11,7 @@ from grok_tf.sources import resolve_vocabularies
 from grok_tf.spec import SpecError
 from grok_tf.spec import load_spec
 from tests.conftest import SPECS
+from tests.data_helpers import add_query_tag_feed
 from tests.data_helpers import make_colour_dataset
 from tests.data_helpers import write_spec
 
@@ -61,18 +62,7 @@ def tagged(tmp_path):
         for key, (name, text) in PRODUCTS.items():
             (tmp_path / f"data/{name}.txt").write_text(text)
             writer.writerow([key, name, f"/{name}.txt"])
-    raw["heads"].append({"name": "queries", "type": "multilabel_arcface"})
-    raw["heads"][-1]["classes"] = "inferred"
-    raw["datasets"][0]["feeds"]["queries"] = {
-        "column": 0,
-        "tags": {
-            "file": "products.csv",
-            "key": "id",
-            "text": ["name", "description"],
-            "max_share": 0.7,
-        },
-    }
-    return raw
+    return add_query_tag_feed(raw)
 
 
 def test_every_image_gets_the_tags_of_its_product(tmp_path, tagged):

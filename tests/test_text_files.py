@@ -25,8 +25,11 @@ from grok_tf.text_files import parse_int
 from grok_tf.text_files import read_lines
 from grok_tf.text_files import read_list
 from grok_tf.text_files import read_table
+from tests.data_helpers import add_query_tag_feed
 from tests.data_helpers import make_colour_dataset
 from tests.data_helpers import write_spec
+
+_tag_feed = add_query_tag_feed  # short, for the table's rows
 
 IMG = "images/train.txt_red_0.jpg"  # an image of the toy dataset
 UTF8 = "not UTF-8: byte"
@@ -96,21 +99,6 @@ def _shape_feed(column):
         raw["datasets"][0]["feeds"]["shape"] = column
 
     return change
-
-
-def _tag_feed(raw):
-    raw["heads"].append(
-        {"name": "queries", "type": "multilabel_arcface", "classes": "inferred"}
-    )
-    raw["datasets"][0]["feeds"]["queries"] = {
-        "column": 0,
-        "tags": {
-            "file": "products.csv",
-            "key": "id",
-            "text": ["name", "description"],
-            "max_share": 0.7,
-        },
-    }
 
 
 def _catalogue(raw):
