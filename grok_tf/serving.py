@@ -27,8 +27,9 @@ outputs. Label vocabularies are constants of the graph; calibration tables
 and all weights are variables.
 
 A version is written aside and renamed into `MODEL_DIR/<next integer>/`,
-with TF Serving warm-up requests in `assets.extra/` and a `models.config`
-example beside the versions (`export_run`).
+its number taken at that rename so that concurrent exports each publish
+their own, with TF Serving warm-up requests in `assets.extra/` and a
+`models.config` example beside the versions (`export_run`).
 """
 
 from pathlib import Path
@@ -36,6 +37,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from grok_tf.atomic_files import integer_version
 from grok_tf.binary_codes import pack_bits
 from grok_tf.binary_codes import sign_bits
 from grok_tf.calibration import IsotonicCalibration
@@ -205,8 +207,11 @@ def export_run(run_dir, model_dir, top_k=5, name=None):
     The run must be trained, calibrated (`grok-tf calibrate`) and
     compressed (`grok-tf compress`). The version is written to a hidden
     sibling directory (TF Serving only loads integer names) and renamed to
-    `MODEL_DIR/<v>` once complete, `v` one more than the newest version:
-    an interrupted export never leaves a partial version to load.
+    `MODEL_DIR/<v>` once complete, `v` one more than the newest version at
+    that moment (`grok_tf.atomic_files.write_next_version`): an interrupted
+    export never leaves a partial version to load (the next export removes
+    what a killed one left), and concurrent exports into one `MODEL_DIR`
+    each publish their own version.
 
     Args:
         run_dir: the run directory.
@@ -225,8 +230,8 @@ def export_run(run_dir, model_dir, top_k=5, name=None):
     """
     import keras
 
-    from grok_tf.atomic_files import atomic_directory
     from grok_tf.atomic_files import write_atomically
+    from grok_tf.atomic_files import write_next_version
     from grok_tf.calibration import load_calibration
     from grok_tf.compression import load_catalyzer
     from grok_tf.training import load_run
@@ -246,12 +251,14 @@ def export_run(run_dir, model_dir, top_k=5, name=None):
         archive.add_endpoint(signature, fn, INPUT_SIGNATURES[signature])
     model_dir = Path(model_dir)
     name = name or model_dir.name
-    version = model_dir / str(max(versions(model_dir), default=0) + 1)
-    with atomic_directory(version, replace=False) as partial:
+
+    def write(partial):
         archive.write_out(str(partial), verbose=False)
         warmup = partial / "assets.extra" / WARMUP_FILE
         warmup.parent.mkdir()
         write_warmup_requests(warmup, name)
+
+    version = write_next_version(model_dir, write)
     config = MODELS_CONFIG.format(name=name, path=model_dir.resolve())
     write_atomically(
         model_dir / "models.config", lambda f: f.write(config.encode())
@@ -270,15 +277,19 @@ MODELS_CONFIG = """model_config_list {{
 
 
 def versions(model_dir):
-    """The integer versions under a model directory, ascending."""
+    """The integer versions under a model directory, ascending.
+
+    Folders named by ASCII digits, as TF Serving reads them
+    (`grok_tf.atomic_files.integer_version`); anything else is ignored.
+    """
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         return []
-    return sorted(
-        int(p.name)
+    found = (
+        integer_version(p.name) if p.is_dir() else None
         for p in model_dir.iterdir()
-        if p.is_dir() and p.name.isdigit()
     )
+    return sorted(v for v in found if v is not None)
 
 
 def latest_version(model_dir):

@@ -14,13 +14,14 @@ import tensorflow as tf
 from PIL import Image
 
 from grok_tf import serving
+from grok_tf.atomic_files import HOST
 from grok_tf.calibration import calibrate_run
 from grok_tf.calibration import load_calibration
 from grok_tf.catalyzer import catalyzer_codes
 from grok_tf.compression import compress_run
 from grok_tf.compression import load_catalyzer
 from grok_tf.heads import head_probabilities
-from grok_tf.image_preprocessing import decode_image
+from grok_tf.image_preprocessing import ImageDecoder
 from grok_tf.image_preprocessing import resize_for_eval
 from grok_tf.serving import export_run
 from grok_tf.serving import latest_version
@@ -78,8 +79,9 @@ def test_saved_model_alone_equals_the_keras_model(exported, photos, tmp_path):
     run, model_dir = exported
     spec, model = load_run(run)
     size = spec.model.input_size
+    decoder = ImageDecoder.for_spec(spec)  # grocery's 348 px photos: 1/4
     resized = np.stack(
-        [resize_for_eval(decode_image(p), size).numpy() for p in photos]
+        [resize_for_eval(decoder.decode(p), size).numpy() for p in photos]
     )
     raw = np.random.default_rng(0).uniform(0, 255, (3, 50, 70, 3))
     raw = raw.astype("float32")
@@ -304,6 +306,58 @@ def test_export_versions_and_a_failed_export_leaves_nothing(
     ]
     config = (models / "models.config").read_text()
     assert 'name: "m"' in config and f'base_path: "{models}"' in config
+
+
+def test_concurrent_exports_each_publish_their_own_version(
+    exported, photos, tmp_path, monkeypatch
+):
+    run, _ = exported
+    models = tmp_path / "models/m"
+    models.mkdir(parents=True)
+    # What an export killed with -9 left: the next export removes it.
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    killed = models / f".version.partial-{HOST}-{gone.pid}-0123abcd"
+    (killed / "variables").mkdir(parents=True)
+    (killed / "saved_model.pb").write_bytes(b"half a model")
+    # A second export starts after this one and publishes first, while
+    # this one writes its warm-up requests.
+    write_warmup_requests = serving.write_warmup_requests
+    other = []
+
+    def overtaken(path, name):
+        monkeypatch.setattr(
+            serving, "write_warmup_requests", write_warmup_requests
+        )
+        other.append(export_run(run, models))
+        write_warmup_requests(path, name)
+
+    monkeypatch.setattr(serving, "write_warmup_requests", overtaken)
+    first = export_run(run, models)
+
+    assert (other[0].name, first.name) == ("1", "2")
+    assert sorted(p.name for p in models.iterdir()) == [
+        "1",
+        "2",
+        "models.config",
+    ]
+    embeddings = []
+    for version in (first, other[0]):
+        serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+        out = serve(image_bytes=tf.constant(photos[:2]))
+        assert out["valid"].numpy().all()
+        embeddings.append(out["embedding"].numpy())
+    np.testing.assert_allclose(embeddings[0], embeddings[1], atol=1e-6)
+
+
+def test_versions_are_ascii_integer_folders(tmp_path):
+    for name in ("1", "10", "2", "²", "3a", "notes", ".4.partial"):
+        (tmp_path / name).mkdir()
+    (tmp_path / "5").write_text("a file")
+    (tmp_path / "99999999999999999999").mkdir()  # not an int64
+    assert serving.versions(tmp_path) == [1, 2, 10]
+    assert latest_version(tmp_path) == tmp_path / "10"
+    assert serving.versions(tmp_path / "missing") == []
 
 
 def test_calibrate_export_predict_commands(exported, grok_data, tmp_path):
