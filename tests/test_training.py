@@ -199,3 +199,7 @@ def test_failed_data_checks_write_nothing_and_the_fix_trains(
     train_list.write_text(good)
     train(toy_spec, run, epochs=1, steps_per_epoch=1, verbose=0)
     assert (run / "model.keras").is_file()
+    for image in (tmp_path / "data/images").glob("val*.jpg"):
+        image.write_bytes(b"")
+    with pytest.raises(SpecError, match=r"none of the 6 images of toy/val "):
+        evaluate_run(run)
