@@ -8,6 +8,11 @@ import numpy as np
 import yaml
 from PIL import Image
 
+#: Seconds a subprocess or wait may take before a test calls it hung: a
+#: guard against hangs only, never a speed limit (a 2-core machine under
+#: load ran one multi-worker training for 360 s).
+HANG_GUARD = 1200
+
 COLOURS = {"red": (220, 30, 30), "green": (30, 200, 40), "blue": (30, 40, 220)}
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from grok_tf import atomic_files
+from tests.data_helpers import HANG_GUARD
 
 MODULE = atomic_files.__file__
 
@@ -60,7 +61,7 @@ def live_pid():
     )
     yield sleeper.pid
     sleeper.stdin.close()
-    sleeper.wait(timeout=30)
+    sleeper.wait(timeout=HANG_GUARD)
 
 
 def sibling(parent, name, kind, pid, host=None, token="0123abcd", suffix=""):
@@ -89,7 +90,7 @@ class FakeModel:
         self.saved_to.append(Path(path))
         Path(path).write_bytes(self.data[: len(self.data) // 2])
         if self.barrier:
-            self.barrier.wait(timeout=30)  # every saver is mid-write
+            self.barrier.wait(timeout=HANG_GUARD)  # every saver is mid-write
         if self.fail:
             raise OSError("disk full")
         Path(path).write_bytes(self.data)
@@ -235,7 +236,7 @@ with atomic_files.atomic_directory(parent / "4") as partial:
     )
     partial = Path(writer.stdout.readline().strip())
     os.kill(writer.pid, signal.SIGKILL)
-    assert writer.wait(timeout=30) == -signal.SIGKILL
+    assert writer.wait(timeout=HANG_GUARD) == -signal.SIGKILL
     assert partial.is_dir() and partial.parent == tmp_path
     assert hidden(tmp_path) == [partial.name]
 
@@ -261,7 +262,7 @@ with atomic_files.atomic_directory(parent / "hashes") as partial:
 """,
         tmp_path,
     )
-    assert writer.wait(timeout=30) == -signal.SIGKILL
+    assert writer.wait(timeout=HANG_GUARD) == -signal.SIGKILL
     assert not (tmp_path / "hashes").exists()
     assert len(hidden(tmp_path)) == 2  # .hashes.old-*, .hashes.partial-*
 
@@ -301,7 +302,7 @@ def in_threads(count, work):
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=HANG_GUARD)
     if errors:
         raise errors[0]
     return results
@@ -319,7 +320,7 @@ def test_concurrent_publishes_take_distinct_consecutive_versions(
         (partial / "id").write_text(str(i))
         (partial / "variables").mkdir()
         (partial / "variables/data").write_bytes(bytes([i]) * 10_000)
-        barrier.wait(timeout=30)
+        barrier.wait(timeout=HANG_GUARD)
         return atomic_files.publish_next_version(partial, tmp_path)
 
     published = in_threads(count, publish)
@@ -354,7 +355,7 @@ print(atomic_files.publish_next_version(partial, parent).name, flush=True)
     (tmp_path / "go").touch()
     versions = {}
     for writer in writers:
-        out, _ = writer.communicate(timeout=60)
+        out, _ = writer.communicate(timeout=HANG_GUARD)
         assert writer.returncode == 0
         versions[writer.pid] = out.strip()
     assert sorted(map(int, versions.values())) == list(range(1, count + 1))
@@ -442,7 +443,7 @@ def test_concurrent_writes_of_one_directory_all_succeed(tmp_path):
         with atomic_files.atomic_directory(tmp_path / "hashes") as partial:
             (partial / "data").write_text(f"writer {i}")
             (partial / "copy").write_text(f"writer {i}")
-            barrier.wait(timeout=30)  # all publish at once
+            barrier.wait(timeout=HANG_GUARD)  # all publish at once
 
     in_threads(count, write)
 

@@ -12,6 +12,7 @@ from grok_tf.sources import read_split
 from grok_tf.sources import resolve_vocabularies
 from grok_tf.spec import SpecError
 from grok_tf.spec import load_spec
+from tests.data_helpers import HANG_GUARD
 from tests.data_helpers import make_colour_dataset
 from tests.data_helpers import write_spec
 from tests.harness import two_replica_strategy
@@ -171,7 +172,7 @@ def test_a_live_iterator_does_not_hang_interpreter_exit(tmp_path):
         [sys.executable, "-c", script],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_GUARD,
     )
     assert done.returncode == 0 and "done" in done.stdout, done.stderr[-1500:]
 

@@ -10,11 +10,12 @@ import sys
 import numpy as np
 
 from tests.conftest import REPO
+from tests.data_helpers import HANG_GUARD
 from tests.data_helpers import make_colour_dataset
 from tests.data_helpers import write_spec
 
 
-def grok_tf(*args, env=None, timeout=300):
+def grok_tf(*args, env=None, timeout=HANG_GUARD):
     return subprocess.run(
         [sys.executable, "-m", "grok_tf", *map(str, args)],
         capture_output=True,

@@ -26,10 +26,11 @@ import time
 import numpy as np
 import pytest
 
+from tests.data_helpers import HANG_GUARD
 from tests.data_helpers import make_colour_dataset
 from tests.data_helpers import write_spec
 
-TIMEOUT = 1200  # a hang guard only: a run took 360 s on 2 busy cores
+TIMEOUT = HANG_GUARD
 ATTEMPTS = 3
 # What a worker prints when its gRPC server cannot bind its port (TF 2.21:
 # "UnknownError: Could not start gRPC server").
@@ -177,7 +178,7 @@ def test_worker_flags_are_checked(tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG_GUARD,
     )
     assert done.returncode == 2
     assert "--worker-index must be in 0..1" in done.stderr

@@ -2,6 +2,7 @@ import subprocess
 import sys
 
 import grok_tf
+from tests.data_helpers import HANG_GUARD
 
 
 def test_every_public_name_resolves_to_its_module_object():
@@ -20,6 +21,6 @@ def test_importing_grok_tf_does_not_import_tensorflow():
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=HANG_GUARD,
     )
     assert done.stdout.strip() == "False", done.stderr[-1000:]

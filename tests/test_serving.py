@@ -26,6 +26,7 @@ from grok_tf.image_preprocessing import resize_for_eval
 from grok_tf.serving import export_run
 from grok_tf.serving import latest_version
 from grok_tf.training import load_run
+from tests.data_helpers import HANG_GUARD
 from tests.test_cli import grok_tf
 
 HEADS = ("fine_class", "product", "queries")
@@ -102,7 +103,7 @@ def test_saved_model_alone_equals_the_keras_model(exported, photos, tmp_path):
         ],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=HANG_GUARD,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     served = np.load(tmp_path / "out.npz")
@@ -212,7 +213,7 @@ def test_saved_model_cli_lists_both_signatures(exported):
         [cli, "show", "--dir", latest_version(model_dir), "--all"],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=HANG_GUARD,
     )
     assert done.returncode == 0, done.stderr[-2000:]
     signatures = _signatures(done.stdout)
