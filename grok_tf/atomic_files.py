@@ -60,21 +60,25 @@ def _host():
 HOST = _host()
 
 
-def save_atomically(model, path):
-    """Saves a Keras model to `path` (a `.keras` file) atomically.
+def save_atomically(model, path, weights_only=False):
+    """Saves a Keras model (or only its weights) to `path` atomically.
 
     The model is saved to `.<name>.partial-<host>-<pid>-<token>.keras`
-    beside `path` (Keras insists on the suffix), flushed, and renamed into
-    place: concurrent saves of one path do not collide (the last one
-    wins); on error the partial file is removed and any previous `path` is
-    untouched.
+    (`.weights.h5` with `weights_only`) beside `path` (Keras insists on
+    the suffix), flushed, and renamed into place: concurrent saves of one
+    path do not collide (the last one wins); on error the partial file is
+    removed and any previous `path` is untouched.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_siblings(path.parent)
-    partial = _sibling_path(path, "partial", ".keras")
+    suffix = ".weights.h5" if weights_only else ".keras"
+    partial = _sibling_path(path, "partial", suffix)
     try:
-        model.save(partial)
+        if weights_only:
+            model.save_weights(partial)
+        else:
+            model.save(partial)
         fsync(partial)
         os.replace(partial, path)
     except BaseException:

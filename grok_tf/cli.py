@@ -216,7 +216,10 @@ def _run(args):
         text = json.dumps(report, indent=2, sort_keys=True)
         print(text)
         if args.report:
-            Path(args.report).write_text(text + "\n")
+            from grok_tf.atomic_files import write_atomically
+
+            data = (text + "\n").encode()
+            write_atomically(args.report, lambda f: f.write(data))
     elif args.command == "compress":
         from grok_tf.compression import compress_run
 

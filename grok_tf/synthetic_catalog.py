@@ -68,13 +68,14 @@ import colorsys
 import dataclasses
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 from PIL import ImageFilter
+
+from grok_tf.atomic_files import atomic_directory
 
 __all__ = [
     "CATALOG_VERSION",
@@ -842,9 +843,10 @@ def generate_synthetic_catalog(
 
     Idempotent: if `root` already holds a catalogue made with the same
     config (and format version), returns at once without touching it.
-    Atomic: the catalogue is written into a temporary sibling folder
-    (`.<name>.tmp-<pid>`) that is renamed to `root` only once complete, so
-    an interrupted run never leaves a partial catalogue behind.
+    Atomic: the catalogue is written into a hidden sibling folder that is
+    renamed to `root` only once complete (`grok_tf.atomic_files`), so an
+    interrupted run never leaves a partial catalogue behind, and the next
+    run removes what a killed one left.
 
     Args:
         root: Folder to write (created, with its parents, if missing; an
@@ -877,22 +879,14 @@ def generate_synthetic_catalog(
     if _check_existing(root, config):
         return root
 
-    root.parent.mkdir(parents=True, exist_ok=True)
-    tmp = root.parent / f".{root.name}.tmp-{os.getpid()}"
-    if tmp.exists():  # left by a crashed run of a process with our pid
-        shutil.rmtree(tmp)
+    if root.is_dir() and not any(root.iterdir()):
+        root.rmdir()  # an empty folder is fine: the catalogue takes its place
     try:
-        _write_catalog(tmp, config, verbose)
-        if root.is_dir() and not any(root.iterdir()):
-            root.rmdir()
-        try:
-            os.replace(tmp, root)
-        except OSError:
-            # Another process may have finished the same catalogue first.
-            if _check_existing(root, config):
-                return root
-            raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        with atomic_directory(root, replace=False) as partial:
+            _write_catalog(partial, config, verbose)
+    except FileExistsError:
+        # Another process may have finished the same catalogue first.
+        if _check_existing(root, config):
+            return root
+        raise
     return root

@@ -40,7 +40,6 @@ Reference:
 
 import os
 import re
-import tempfile
 from collections.abc import Callable
 from collections.abc import Mapping
 from pathlib import Path
@@ -48,6 +47,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from grok_tf.atomic_files import save_atomically
 from grok_tf.pretrained.torch_checkpoint import load_torch_state_dict
 
 #: The checkpoint file's name inside the weights package.
@@ -273,9 +273,9 @@ def convert_efficientnet_lite0(force: bool = False) -> Path:
 
     Reads the PyTorch state dict, assigns it to a freshly built
     `efficientnet_lite0_classifier` and saves its weights to
-    `imagenet_weights_path()` atomically (a temporary file in the same
-    folder, then `os.replace`), so concurrent or interrupted conversions
-    never leave a partial file. An existing cache file is returned as is.
+    `imagenet_weights_path()` atomically (`grok_tf.atomic_files`), so
+    concurrent or interrupted conversions never leave a partial file. An
+    existing cache file is returned as is.
     Takes about 1 s on 2 CPU cores (reading the checkpoint: 0.03 s).
 
     Args:
@@ -307,15 +307,5 @@ def convert_efficientnet_lite0(force: bool = False) -> Path:
     state = load_torch_state_dict(checkpoint_path())
     model = efficientnet_lite0_classifier((224, 224, 3), weights=None)
     assign_state_dict(model, state)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(
-        prefix=".efficientnet_lite0-", suffix=".weights.h5", dir=target.parent
-    )
-    os.close(handle)
-    try:
-        model.save_weights(temporary, overwrite=True)
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    save_atomically(model, target, weights_only=True)
     return target
