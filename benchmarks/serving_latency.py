@@ -58,7 +58,7 @@ from grok_tf.serving import IMAGES_SIGNATURE  # noqa: E402
 from grok_tf.sources import IMAGE_SUFFIXES  # noqa: E402
 
 
-def build_run(folder):
+def build_run(folder, steps=5):
     """Trains, calibrates, compresses and exports a tiny demo run."""
     from grok_tf.calibration import calibrate_run
     from grok_tf.compression import compress_run
@@ -68,12 +68,12 @@ def build_run(folder):
 
     run, model_dir = folder / "run", folder / "saved_model"
     start = time.perf_counter()
-    train(demo_spec_path(), run, epochs=1, steps_per_epoch=5, verbose=0)
+    train(demo_spec_path(), run, epochs=1, steps_per_epoch=steps, verbose=0)
     calibrate_run(run)
     compress_run(run, verbose=0)
     export_run(run, model_dir)
     print(
-        f"built a demo run (1 epoch x 5 steps, calibrated, compressed, "
+        f"built a demo run (1 epoch x {steps} steps, calibrated, compressed, "
         f"exported) in {time.perf_counter() - start:.0f} s: {folder}"
     )
     return run, model_dir

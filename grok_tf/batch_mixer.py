@@ -48,13 +48,13 @@ def decoded_examples(spec, split, log, prepare, arrange=None):
         ds = arrange(ds)
     decoder = ImageDecoder.for_spec(spec)
 
-    def load(ref, data, fed):
-        image, ok = decoder.load_or_flag(ref, data, log)
-        return image, fed, ok, ref
+    def load(ref, data, fed):  # prepared in the same map: no full-size
+        image, ok = decoder.load_or_flag(ref, data, log)  # image waits
+        return prepare(image), fed, ok, ref
 
     def finish(image, fed, ok, ref):
         labels, weights = complete_labels(spec, fed)
-        return prepare(image), labels, weights
+        return image, labels, weights
 
     ds = ds.map(load, num_parallel_calls=AUTOTUNE)
     ds = ds.filter(lambda image, fed, ok, ref: keep_or_record(ref, ok, log))

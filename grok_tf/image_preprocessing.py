@@ -87,8 +87,7 @@ class ImageDecoder:
                 decode to more than `max_pixels` pixels.
         """
         data = tf.convert_to_tensor(data, tf.string)
-        height, width = image_header_size(data)
-        step, pixels = self._decoded_size(data, height, width)
+        height, _, step, pixels = self._decoded_size(data)
         checks = [
             tf.debugging.assert_positive(
                 height, message=f"not a {FORMATS} image, or a cut header"
@@ -161,23 +160,31 @@ class ImageDecoder:
             return f"cannot be read ({error.strerror or error})"
         if not prefix:
             return "empty file"
-        height, width = image_header_size(tf.constant(prefix))
+        height, width, step, pixels = self._decoded_size(tf.constant(prefix))
         if height <= 0 and _is_jpeg(prefix):
             return "corrupt or truncated"  # a JPEG without a frame header
         if height <= 0:
             return f"not a {FORMATS} image"
-        step, pixels = self._decoded_size(tf.constant(prefix), height, width)
         if pixels > self.max_pixels:
-            scale = f" at 1/{JPEG_SCALES[int(step)]} scale" if step else ""
+            size = f"{int(width)}x{int(height)}"
+            if pixels == height * width and step:
+                how = f"{size} progressive JPEG holds {int(pixels):,} pixels"
+            else:
+                scale = f" at 1/{JPEG_SCALES[int(step)]} scale" if step else ""
+                how = f"{size} decodes to {int(pixels):,} pixels{scale}"
             return (
-                f"too large: {int(width)}x{int(height)} decodes to "
-                f"{int(pixels):,} pixels{scale}, above max_image_pixels="
-                f"{self.max_pixels:,}"
+                f"too large: {how}, above max_image_pixels={self.max_pixels:,}"
             )
         return "corrupt or truncated"
 
-    def _decoded_size(self, data, height, width):
-        """`(step, pixels)`: JPEG_SCALES index and pixels once decoded."""
+    def _decoded_size(self, data):
+        """`(height, width, step, pixels)`: the header's size, the index in
+        JPEG_SCALES to decode at, and the pixels the decode holds at once.
+
+        A progressive JPEG holds its whole frame (coefficients of every
+        pixel) while it decodes, whatever the scale: it counts in full.
+        """
+        height, width, progressive = _header(data)
         step = tf.constant(0, tf.int32)
         if self.size is not None:
             shorter = tf.minimum(height, width)
@@ -186,8 +193,9 @@ class ImageDecoder:
                 step = tf.where(fits, tf.constant(i, tf.int32), step)
             step = tf.where(_is_jpeg(data), step, 0)
         scale = tf.gather(tf.constant(JPEG_SCALES, tf.int64), step)
+        scale = tf.where(progressive, tf.constant(1, tf.int64), scale)
         pixels = _ceil_div(height, scale) * _ceil_div(width, scale)
-        return step, pixels
+        return height, width, step, pixels
 
 
 def decode_image(data):
@@ -220,6 +228,13 @@ def image_header_size(data):
     >>> [int(v) for v in image_header_size(png)]
     [3, 5]
     """
+    height, width, _ = _header(data)
+    return height, width
+
+
+def _header(data):
+    """`(height, width, progressive)` of `image_header_size`, `progressive`
+    true for a progressive (or lossless, hierarchical) JPEG."""
     data = tf.convert_to_tensor(data, tf.string)
     head = _leading_bytes(data, 32)
 
@@ -264,12 +279,16 @@ def image_header_size(data):
         width = tf.where(found, w, width)
 
     return tf.cond(
-        _is_jpeg(data), lambda: _jpeg_size(data), lambda: (height, width)
+        _is_jpeg(data),
+        lambda: _jpeg_header(data),
+        lambda: (height, width, tf.constant(False)),
     )
 
 
-def _jpeg_size(data):
-    """`(height, width)` of a JPEG whose header is whole, else `(-1, -1)`.
+def _jpeg_header(data):
+    """`(height, width, progressive)` of a JPEG whose header is whole, else
+    `(-1, -1, False)`; `progressive` for any frame but baseline and
+    extended sequential (SOF0, SOF1, SOF9).
 
     Walks the marker segments after SOI (fill bytes, standalone markers,
     `FF xx length` segments) in the graph, taking the size from the
@@ -282,7 +301,7 @@ def _jpeg_size(data):
     size = tf.cast(tf.strings.length(data), tf.int64)
     unknown = tf.constant(-1, tf.int64)
 
-    def walk(position, height, width, whole, done):
+    def walk(position, height, width, progressive, whole, done):
         segment = _leading_bytes(tf.strings.substr(data, position, 9), 9)
         marker = segment[1]
         fill = marker == 0xFF
@@ -299,6 +318,8 @@ def _jpeg_size(data):
         scan = marker == 0xDA
         height = tf.where(frame, segment[5] * 256 + segment[6], height)
         width = tf.where(frame, segment[7] * 256 + segment[8], width)
+        sequential = (marker == 0xC0) | (marker == 0xC1) | (marker == 0xC9)
+        progressive = tf.where(frame, ~sequential, progressive)
         whole = scan & (height > 0) & (end <= size)
         done = (
             (segment[0] != 0xFF)
@@ -309,18 +330,22 @@ def _jpeg_size(data):
         )
         one, two = tf.constant(1, tf.int64), tf.constant(2, tf.int64)
         step = tf.where(fill, one, tf.where(standalone, two, 2 + length))
-        return position + step, height, width, whole, done
+        return position + step, height, width, progressive, whole, done
 
-    _, height, width, whole, _ = tf.while_loop(
-        lambda position, height, width, whole, done: (
+    _, height, width, progressive, whole, _ = tf.while_loop(
+        lambda position, height, width, progressive, whole, done: (
             ~done & (position + 4 <= size)
         ),
         walk,
         (tf.constant(2, tf.int64), unknown, unknown)
-        + (tf.constant(False),) * 2,
+        + (tf.constant(False),) * 3,
         maximum_iterations=_JPEG_MAX_SEGMENTS,
     )
-    return tf.where(whole, height, unknown), tf.where(whole, width, unknown)
+    return (
+        tf.where(whole, height, unknown),
+        tf.where(whole, width, unknown),
+        whole & progressive,
+    )
 
 
 class CorruptImageLog:
@@ -463,7 +488,6 @@ def resize_for_eval(image, size):
     Returns:
         float32 [size, size, 3] in [0, 255].
     """
-    image = tf.cast(image, tf.float32)
     shape = tf.cast(tf.shape(image)[:2], tf.float32)
     scale = (size / EVAL_CROP_FRACTION) / tf.reduce_min(shape)
     new = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), size)
@@ -498,9 +522,8 @@ def augment_for_training(image, size, training_spec):
         use_image_if_no_bounding_boxes=True,
     )
     image = tf.slice(image, begin, crop_size)
-    image = tf.image.resize(
-        tf.cast(image, tf.float32) / 255.0, [size, size], antialias=True
-    )
+    # Resized as uint8 (the result is float32): no float copy of the crop.
+    image = tf.image.resize(image, [size, size], antialias=True) / 255.0
     if t.flip:
         image = tf.image.random_flip_left_right(image)
     if t.brightness:

@@ -149,6 +149,20 @@ def test_the_limit_counts_pixels_after_jpeg_scaling():
         ImageDecoder(None, max_pixels=1_000_000).decode(data)
 
 
+def test_a_progressive_jpeg_counts_its_whole_frame():
+    # libjpeg holds every coefficient of a progressive frame while it
+    # decodes, whatever the scale: 4000 x 3000 costs 12 M pixels, not 1/8.
+    pixels = np.zeros((4000, 3000, 3), np.uint8)
+    progressive = encode(pixels, "JPEG", progressive=True)
+    baseline = encode(pixels, "JPEG")
+    decoder = ImageDecoder(64, max_pixels=10_000_000)
+    assert decoder.decode(baseline).shape == (500, 375, 3)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="max_image_pix"):
+        decoder.decode(progressive)
+    roomy = ImageDecoder(64, max_pixels=12_000_000)
+    assert roomy.decode(progressive).shape == (500, 375, 3)
+
+
 def test_the_limit_is_inclusive():
     data = encode(np.zeros((10, 20, 3), np.uint8), "PNG")
     assert ImageDecoder(max_pixels=200).decode(data).shape == (10, 20, 3)
@@ -194,6 +208,9 @@ def test_failure_reasons_name_each_problem(tmp_path):
         "huge.jpg": tf.io.encode_jpeg(
             tf.zeros([1600, 1200, 3], tf.uint8)
         ).numpy(),
+        "progressive.jpg": encode(
+            np.zeros((300, 200, 3), np.uint8), "JPEG", progressive=True
+        ),
     }
     for name, data in files.items():
         if data is not None:
@@ -215,9 +232,11 @@ def test_failure_reasons_name_each_problem(tmp_path):
         "above max_image_pixels=20,000",
         "huge.jpg": "too large: 1200x1600 decodes to 30,000 pixels at 1/8 "
         "scale, above max_image_pixels=20,000",
+        "progressive.jpg": "too large: 200x300 progressive JPEG holds 60,000 "
+        "pixels, above max_image_pixels=20,000",
         "folder.jpg": "a directory, not an image file",
     }
-    assert log.summary()["reasons"]["too large"] == 2
+    assert log.summary()["reasons"]["too large"] == 3
 
 
 def test_the_skip_report_is_one_bounded_line():
