@@ -80,12 +80,18 @@ def test_jpeg_size_is_found_after_app_segments_and_fill_bytes():
         b"hello world" * 10,
         b"\xff\xd8\xff",  # a JPEG that stops after its first marker
         b"\xff\xd8" + b"\xff" * 1_000_000,  # fill bytes for ever
-        b"\xff\xd8\xff\xda\x00\x08" + bytes(100),  # a scan before any frame
     ],
-    ids=["empty", "short", "text", "cut jpeg", "fill", "scan first"],
+    ids=["empty", "short", "text", "cut jpeg", "fill"],
 )
 def test_unknown_bytes_have_no_size(data):
     assert [int(v) for v in image_header_size(data)] == [-1, -1]
+
+
+def test_a_jpeg_scan_before_any_frame_is_refused():
+    data = b"\xff\xd8\xff\xda\x00\x08" + bytes(100)
+    with pytest.raises(tf.errors.InvalidArgumentError):
+        image_header_size(data)
+    assert not ImageDecoder().decode_or_flag(data)[1]
 
 
 def test_a_cut_jpeg_header_never_reaches_libjpeg(capfd):
