@@ -57,6 +57,12 @@ from typing import Any
 
 import yaml
 
+from grok_tf.errors import SpecError
+from grok_tf.text_files import parse_int
+from grok_tf.text_files import read_lines
+from grok_tf.text_files import read_table
+from grok_tf.text_files import read_text
+
 HEAD_TYPES = (
     "softmax",
     "multilabel_softmax",
@@ -73,10 +79,6 @@ RESERVED_OUTPUT_NAMES = ("embedding", "features")
 _NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _PERCENT = re.compile(r"([0-9]{1,3}(?:\.[0-9]+)?)%")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-class SpecError(ValueError):
-    """A data spec (or the data it names) is wrong; the message says where."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -558,7 +560,6 @@ class _Reader:
 
     def feed_column(self, field, column):
         """Checks what all sources share: no booleans, `path:K` with int K."""
-        from grok_tf.text_files import parse_int
 
         if isinstance(column, bool) or column is None:
             self.fail(field, f"must be a label column, got {_kind(column)}")
@@ -646,7 +647,6 @@ def load_spec(path):
     >>> [h.name for h in spec.heads]  # doctest: +SKIP
     ['category', 'colour', 'pattern', 'queries']
     """
-    from grok_tf.text_files import read_text
 
     path = Path(path)
     if not path.is_file():
@@ -702,7 +702,6 @@ def split_slice(ref):
     Raises:
         ValueError: the slice is not `[start:stop]` with such bounds.
     """
-    from grok_tf.text_files import parse_int
 
     match = re.fullmatch(r"(.*)\[([^\]]*)\]", ref)
     if not match:
@@ -758,8 +757,6 @@ def _read_vocabulary(reader, field, path, column, id_column):
     record may repeat an id with the same name, e.g. a coarse class beside
     each of its fine classes). Names are unique and not empty.
     """
-    from grok_tf.text_files import read_lines
-    from grok_tf.text_files import read_table
 
     who = f"{reader.path.name}: {field}.file"
     if column is None:
@@ -799,7 +796,6 @@ def _read_vocabulary(reader, field, path, column, id_column):
 
 def _names_by_id(reader, field, path, table, column, id_column):
     """`(line, name)` for ids 0..N-1 of a class table with an id column."""
-    from grok_tf.text_files import parse_int
 
     name_of, line_of, id_of = {}, {}, {}
     for n, row in table.rows:

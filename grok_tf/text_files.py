@@ -33,7 +33,7 @@ import dataclasses
 import posixpath
 import re
 
-from grok_tf.spec import SpecError
+from grok_tf.errors import SpecError
 
 ENCODING = "UTF-8 (with or without BOM)"
 MAX_LINE_BYTES = 1 << 20
