@@ -5,6 +5,7 @@ installed as the package data of `grok_tf.data_specs`, so `grok-tf demo`
 finds `demo.yaml` in editable and regular installs alike.
 """
 
+from setuptools import find_packages
 from setuptools import setup
 
 setup(
@@ -16,11 +17,7 @@ setup(
     ),
     python_requires=">=3.11,<3.12",
     packages=[
-        "grok_tf",
-        "grok_tf.layers",
-        "grok_tf.losses",
-        "grok_tf.pretrained",
-        "grok_tf.trunks",
+        *find_packages(include=["grok_tf", "grok_tf.*"]),
         "grok_tf.data_specs",
     ],
     package_dir={"grok_tf.data_specs": "data_specs"},

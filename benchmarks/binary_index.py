@@ -7,7 +7,7 @@ Exhaustive (exact) search over random items, as in GrokNet's exact-product
 search, three ways:
 
 - binary: `faiss.IndexBinaryFlat(256)`, Hamming distance on uint8 [n, 32];
-- HashIndex: the same inside `grok_tf.hash_index.HashIndex`, plus its id
+- HashIndex: the same inside `grok_tf.search.hash_index.HashIndex`, plus its id
   map (ids "sku-0000123", paths "images/0000123.jpg");
 - float: `faiss.IndexFlatIP(400)`, inner product of L2-normalised float32
   [n, 400] (cosine similarity).
@@ -43,7 +43,7 @@ def measure(kind, size, queries, k, runs, threads):
     import faiss
     import numpy as np
 
-    from grok_tf.hash_index import HashIndex
+    from grok_tf.search.hash_index import HashIndex
 
     faiss.omp_set_num_threads(threads)
     rng = np.random.default_rng(0)

@@ -36,15 +36,15 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from grok_tf.image_preprocessing import decode_image  # noqa: E402
-from grok_tf.image_preprocessing import resize_for_eval  # noqa: E402
-from grok_tf.pretrained import efficientnet_lite0 as converter  # noqa: E402
-from grok_tf.pretrained.efficientnet_lite0 import (  # noqa: E402
+from grok_tf.data.images import decode_image  # noqa: E402
+from grok_tf.data.images import resize_for_eval  # noqa: E402
+from grok_tf.model.pretrained import efficientnet_lite0 as converter  # noqa: E402
+from grok_tf.model.pretrained.efficientnet_lite0 import (  # noqa: E402
     GROCERY_IMAGENET_CLASSES as IMAGENET_CLASS,
 )
-from grok_tf.trunks import efficientnet_lite  # noqa: E402
-from grok_tf.trunks.resnext import IMAGENET_MEAN_255  # noqa: E402
-from grok_tf.trunks.resnext import IMAGENET_STD_255  # noqa: E402
+from grok_tf.model.trunks import efficientnet_lite  # noqa: E402
+from grok_tf.model.trunks.resnext import IMAGENET_MEAN_255  # noqa: E402
+from grok_tf.model.trunks.resnext import IMAGENET_STD_255  # noqa: E402
 
 #: Candidate name -> function of the [0, 255] float32 images.
 CANDIDATES = {

@@ -10,7 +10,7 @@
 Measures the peak RSS (GB) of a fresh Python process per configuration,
 without and with one oversized image in its input:
 
-- training: `grok_tf.training.train` of a tiny spec (trunk small_cnn,
+- training: `grok_tf.training.fit.train` of a tiny spec (trunk small_cnn,
   input 64, one softmax head, `--steps` steps of `--batch` images, no
   validation) on an `image_list` of 16 ordinary 640x480 JPEGs; "with" adds
   `--copies` lines naming one `--train-side`^2 JPEG (12000 x 12000: 432 MB
@@ -101,7 +101,7 @@ def bytes_read():
 
 def measure_training(spec, run_dir, big):
     """Runs in the child: `train()` of `spec`; returns the figures."""
-    from grok_tf.training import train
+    from grok_tf.training.fit import train
 
     before = bytes_read()
     start = time.perf_counter()

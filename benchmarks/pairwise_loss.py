@@ -48,8 +48,8 @@ def measure(batch, mode, dim, chunk_size, runs, warmup):
     import numpy as np
     import tensorflow as tf
 
-    from grok_tf.losses.pairwise_double_margin import pair_terms
-    from grok_tf.losses.pairwise_double_margin import (
+    from grok_tf.model.losses.pairwise_double_margin import pair_terms
+    from grok_tf.model.losses.pairwise_double_margin import (
         pairwise_double_margin_sums,
     )
 

@@ -7,7 +7,7 @@ Times, at each batch size and in the same run, the paths an image can take
 to the model's outputs:
 
 - `bare model(x)`: `model(images, training=False)` of the run's Keras model
-  (`grok_tf.training.load_run`), eager, on pre-decoded, pre-resized float32
+  (`grok_tf.run_dir.load_run`), eager, on pre-decoded, pre-resized float32
   `[N, S, S, 3]`: the trunk and heads only;
 - `bare, tf.function`: the same call traced once into a graph, as the
   SavedModel's signatures are: what eager dispatch costs;
@@ -49,22 +49,22 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from grok_tf.image_preprocessing import decode_image  # noqa: E402
-from grok_tf.image_preprocessing import resize_for_eval  # noqa: E402
-from grok_tf.serving import DEFAULT_SIGNATURE  # noqa: E402
-from grok_tf.serving import IMAGE_BYTES  # noqa: E402
-from grok_tf.serving import IMAGES  # noqa: E402
-from grok_tf.serving import IMAGES_SIGNATURE  # noqa: E402
-from grok_tf.sources import IMAGE_SUFFIXES  # noqa: E402
+from grok_tf.data.images import decode_image  # noqa: E402
+from grok_tf.data.images import resize_for_eval  # noqa: E402
+from grok_tf.data.sources import IMAGE_SUFFIXES  # noqa: E402
+from grok_tf.serving.export import DEFAULT_SIGNATURE  # noqa: E402
+from grok_tf.serving.export import IMAGE_BYTES  # noqa: E402
+from grok_tf.serving.export import IMAGES  # noqa: E402
+from grok_tf.serving.export import IMAGES_SIGNATURE  # noqa: E402
 
 
 def build_run(folder, steps=5):
     """Trains, calibrates, compresses and exports a tiny demo run."""
-    from grok_tf.calibration import calibrate_run
-    from grok_tf.compression import compress_run
+    from grok_tf.calibration.calibrate import calibrate_run
+    from grok_tf.compression.compress import compress_run
     from grok_tf.demo import demo_spec_path
-    from grok_tf.serving import export_run
-    from grok_tf.training import train
+    from grok_tf.serving.export import export_run
+    from grok_tf.training.fit import train
 
     run, model_dir = folder / "run", folder / "saved_model"
     start = time.perf_counter()
@@ -89,7 +89,7 @@ def photo_files(spec, folder, count):
         )
         where = f"folder {folder}"
     else:
-        from grok_tf.sources import read_split
+        from grok_tf.data.sources import read_split
 
         files = []
         for dataset in spec.datasets:
@@ -121,8 +121,8 @@ def main():
     if (args.run is None) != (args.model_dir is None):
         parser.error("give both --run and --model-dir, or neither")
 
-    from grok_tf.serving import latest_version
-    from grok_tf.training import load_run
+    from grok_tf.run_dir import load_run
+    from grok_tf.serving.export import latest_version
 
     with tempfile.TemporaryDirectory(prefix="serving_latency_") as tmp:
         run, model_dir = args.run, args.model_dir

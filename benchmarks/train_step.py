@@ -17,7 +17,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import tensorflow as tf  # noqa: E402
 
-from grok_tf.distribution import ensure_cpu_devices  # noqa: E402
+from grok_tf.training.distribution import ensure_cpu_devices  # noqa: E402
 
 ensure_cpu_devices(2)
 
@@ -26,16 +26,16 @@ import dataclasses  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from grok_tf.batch_mixer import training_batches  # noqa: E402
+from grok_tf.data.batch_mixer import training_batches  # noqa: E402
+from grok_tf.data.images import CorruptImageLog  # noqa: E402
+from grok_tf.data.sources import read_split  # noqa: E402
+from grok_tf.data.sources import resolve_vocabularies  # noqa: E402
 from grok_tf.demo import demo_spec_path  # noqa: E402
-from grok_tf.distribution import replica_strategy  # noqa: E402
-from grok_tf.groknet import build_groknet  # noqa: E402
-from grok_tf.groknet import compile_arguments  # noqa: E402
-from grok_tf.groknet import training_model  # noqa: E402
-from grok_tf.image_preprocessing import CorruptImageLog  # noqa: E402
-from grok_tf.sources import read_split  # noqa: E402
-from grok_tf.sources import resolve_vocabularies  # noqa: E402
-from grok_tf.spec import load_spec  # noqa: E402
+from grok_tf.model.groknet import build_groknet  # noqa: E402
+from grok_tf.spec.loader import load_spec  # noqa: E402
+from grok_tf.training.distribution import replica_strategy  # noqa: E402
+from grok_tf.training.training_model import compile_arguments  # noqa: E402
+from grok_tf.training.training_model import training_model  # noqa: E402
 
 
 def step_ms(spec, replicas, jit, steps):

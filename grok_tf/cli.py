@@ -175,8 +175,8 @@ def main(argv=None):
     # ("Premature end of JPEG data") and start-up noise; grok-tf reports
     # what matters itself. TF_CPP_MIN_LOG_LEVEL=0 brings the log back.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    from grok_tf.distribution import DistributionError
-    from grok_tf.spec import SpecError
+    from grok_tf.errors import SpecError
+    from grok_tf.training.distribution import DistributionError
 
     try:
         return _run(args)
@@ -193,8 +193,8 @@ def main(argv=None):
 
 def _run(args):
     if args.command == "train":
-        from grok_tf.distribution import join_cluster
-        from grok_tf.training import train
+        from grok_tf.training.distribution import join_cluster
+        from grok_tf.training.fit import train
 
         if args.workers:
             join_cluster(args.workers.split(","), args.worker_index)
@@ -207,7 +207,7 @@ def _run(args):
         )
         print(f"grok-tf: model saved to {Path(args.out) / 'model.keras'}")
     elif args.command == "evaluate":
-        from grok_tf.evaluation import evaluate_run
+        from grok_tf.evaluation.evaluate import evaluate_run
 
         # The bar only on a terminal: piped stdout must stay valid JSON.
         report = evaluate_run(
@@ -216,12 +216,12 @@ def _run(args):
         text = json.dumps(report, indent=2, sort_keys=True)
         print(text)
         if args.report:
-            from grok_tf.atomic_files import write_atomically
+            from grok_tf.io.atomic_files import write_atomically
 
             data = (text + "\n").encode()
             write_atomically(args.report, lambda f: f.write(data))
     elif args.command == "compress":
-        from grok_tf.compression import compress_run
+        from grok_tf.compression.compress import compress_run
 
         summary = compress_run(
             args.run,
@@ -232,8 +232,8 @@ def _run(args):
         )
         print(json.dumps(summary, indent=2, sort_keys=True))
     elif args.command == "index":
-        from grok_tf.product_search import ProductHasher
-        from grok_tf.product_search import build_index
+        from grok_tf.search.product_search import ProductHasher
+        from grok_tf.search.product_search import build_index
 
         hasher = ProductHasher(args.run)
         index, skipped = build_index(
@@ -246,9 +246,9 @@ def _run(args):
             f"in {args.out}"
         )
     elif args.command == "search":
-        from grok_tf.hash_index import HashIndex
-        from grok_tf.product_search import ProductHasher
-        from grok_tf.product_search import search_index
+        from grok_tf.search.hash_index import HashIndex
+        from grok_tf.search.product_search import ProductHasher
+        from grok_tf.search.product_search import search_index
 
         hasher = ProductHasher(args.run)
         results = search_index(
@@ -256,23 +256,23 @@ def _run(args):
         )
         print(json.dumps(results, indent=2))
     elif args.command == "calibrate":
-        from grok_tf.calibration import calibrate_run
+        from grok_tf.calibration.calibrate import calibrate_run
 
         report = calibrate_run(
             args.run, split=args.split, verbose=int(sys.stderr.isatty())
         )
         print(json.dumps(report, indent=2, sort_keys=True))
     elif args.command == "export":
-        from grok_tf.serving import export_run
+        from grok_tf.serving.export import export_run
 
         version = export_run(args.run, args.model_dir, top_k=args.top_k)
         print(f"grok-tf: exported {version}")
     elif args.command == "predict":
-        from grok_tf.serving import predict_images
+        from grok_tf.serving.export import predict_images
 
         print(json.dumps(predict_images(args.model, args.images), indent=2))
     elif args.command == "convert-weights":
-        from grok_tf.pretrained.efficientnet_lite0 import (
+        from grok_tf.model.pretrained.efficientnet_lite0 import (
             convert_efficientnet_lite0,
         )
 

@@ -13,14 +13,14 @@ import importlib.resources
 import time
 from pathlib import Path
 
-from grok_tf.atomic_files import write_json
-from grok_tf.calibration import calibrate_run
-from grok_tf.compression import compress_run
-from grok_tf.evaluation import evaluate_run
-from grok_tf.serving import export_run
-from grok_tf.serving import predict_images
-from grok_tf.training import load_run
-from grok_tf.training import train
+from grok_tf.calibration.calibrate import calibrate_run
+from grok_tf.compression.compress import compress_run
+from grok_tf.evaluation.evaluate import evaluate_run
+from grok_tf.io.atomic_files import write_json
+from grok_tf.run_dir import load_run
+from grok_tf.serving.export import export_run
+from grok_tf.serving.export import predict_images
+from grok_tf.training.fit import train
 
 
 def demo_spec_path():
@@ -78,7 +78,7 @@ def run_demo(
 
 
 def _validation_photos(spec, count):
-    from grok_tf.sources import read_split
+    from grok_tf.data.sources import read_split
 
     dataset = next(d for d in spec.datasets if "val" in d.splits)
     return read_split(spec, dataset, "val").refs[:count]

@@ -54,7 +54,7 @@ def grocery_run(grok_data, tmp_path_factory):
     compress / index / search / calibrate / export tests start from (copy
     it before writing into it).
     """
-    from grok_tf.training import train
+    from grok_tf.training.fit import train
     from tests.data_helpers import write_spec
 
     folder = tmp_path_factory.mktemp("grocery_run")

@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from grok_tf.distribution import replica_strategy
+from grok_tf.training.distribution import replica_strategy
 
 TOLERANCE = 1e-5
 

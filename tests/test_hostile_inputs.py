@@ -28,24 +28,24 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from grok_tf.batch_mixer import evaluation_batches
-from grok_tf.batch_mixer import require_readable
-from grok_tf.hash_index import HashIndex
-from grok_tf.image_preprocessing import CorruptImageLog
-from grok_tf.image_preprocessing import ImageDecoder
-from grok_tf.image_preprocessing import resize_for_eval
-from grok_tf.pretrained.torch_checkpoint import load_torch_state_dict
-from grok_tf.sources import read_split
-from grok_tf.sources import resolve_vocabularies
-from grok_tf.spec import load_spec
+from grok_tf.data.batch_mixer import evaluation_batches
+from grok_tf.data.batch_mixer import require_readable
+from grok_tf.data.images import CorruptImageLog
+from grok_tf.data.images import ImageDecoder
+from grok_tf.data.images import resize_for_eval
+from grok_tf.data.sources import read_split
+from grok_tf.data.sources import resolve_vocabularies
+from grok_tf.model.pretrained.torch_checkpoint import load_torch_state_dict
+from grok_tf.search.hash_index import HashIndex
+from grok_tf.spec.loader import load_spec
 from tests.data_helpers import make_colour_dataset
 from tests.data_helpers import png_declaring
 from tests.data_helpers import write_spec
-from tests.pretrained.test_torch_checkpoint import RawPickle
-from tests.pretrained.test_torch_checkpoint import system_call
-from tests.pretrained.test_torch_checkpoint import tensor
-from tests.pretrained.test_torch_checkpoint import write_legacy_checkpoint
-from tests.pretrained.test_torch_checkpoint import write_zip_checkpoint
+from tests.model.pretrained.test_torch_checkpoint import RawPickle
+from tests.model.pretrained.test_torch_checkpoint import system_call
+from tests.model.pretrained.test_torch_checkpoint import tensor
+from tests.model.pretrained.test_torch_checkpoint import write_legacy_checkpoint
+from tests.model.pretrained.test_torch_checkpoint import write_zip_checkpoint
 
 
 @dataclasses.dataclass(frozen=True)
@@ -145,7 +145,9 @@ def in_request(make_bytes, size=64):
     def run(folder):
         decoder = ImageDecoder(size)
 
-        def decode(data):  # as grok_tf.serving.ServingFunctions.from_bytes
+        def decode(
+            data,
+        ):  # as grok_tf.serving.export.ServingFunctions.from_bytes
             image, ok = decoder.decode_or_flag(data)
             return resize_for_eval(image, size), ok
 

@@ -2,12 +2,12 @@
 
 import pytest
 
-from grok_tf.evaluation import evaluate_run
-from grok_tf.sources import read_catalogue
-from grok_tf.sources import read_split
-from grok_tf.sources import resolve_vocabularies
-from grok_tf.spec import load_spec
-from grok_tf.training import train
+from grok_tf.data.sources import read_catalogue
+from grok_tf.data.sources import read_split
+from grok_tf.data.sources import resolve_vocabularies
+from grok_tf.evaluation.evaluate import evaluate_run
+from grok_tf.spec.loader import load_spec
+from grok_tf.training.fit import train
 from tests.conftest import SPECS
 
 

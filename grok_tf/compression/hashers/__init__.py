@@ -1,0 +1,1 @@
+"""Hashers: float embeddings -> packed binary codes."""

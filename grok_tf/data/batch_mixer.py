@@ -1,0 +1,248 @@
+"""Multi-dataset tf.data pipelines: GrokNet's fixed per-dataset batch mix.
+
+GrokNet samples a fixed number of images from each dataset into every
+batch. `training_batches` builds one pipeline per dataset (shuffle, parallel
+guarded decode, augmentation, labels for every head), batches each to its
+share and concatenates them, so a batch always holds exactly
+`images_per_batch` images of every dataset: `[dataset 0 rows | dataset 1
+rows | ...]`. Under a distribution strategy each replica builds its own
+pipeline with `images_per_batch / num_replicas` images of every dataset
+(`distributed_training_batches`).
+
+Every element is `(images, labels, weights)`:
+
+- `images`: float32 [B, S, S, 3] in [0, 255].
+- `labels[head]`: int32 [B] class id (-1 when absent) for softmax heads;
+  float32 [B, C] multi-hot (all zero when absent) for multi-label heads.
+- `weights[head]`: float32 [B], 1 where the example has a label for the head
+  and 0 where its dataset does not feed it (or the label is missing).
+"""
+
+import tensorflow as tf
+
+from grok_tf.data.images import ImageDecoder
+from grok_tf.data.images import augment_for_training
+from grok_tf.data.images import describe_skipped
+from grok_tf.data.images import keep_or_record
+from grok_tf.data.images import resize_for_eval
+from grok_tf.errors import SpecError
+
+AUTOTUNE = tf.data.AUTOTUNE
+
+
+def decoded_examples(spec, split, log, prepare, arrange=None):
+    """A `Split` as `(image, labels, weights)` elements for every head.
+
+    Args:
+        spec: a resolved `Spec`; its model's `ImageDecoder` decodes.
+        split: a `Split`.
+        log: a `CorruptImageLog`; unreadable images are dropped and
+            recorded, and an image it holds already is not read again.
+        prepare: `fn(uint8 image) -> float32 [S, S, 3]` (augment or resize).
+        arrange: optional `fn(dataset) -> dataset` applied to the references
+            before decoding (shard, repeat, shuffle: cheap on strings).
+    """
+    ds = _encoded(split)
+    if arrange is not None:
+        ds = arrange(ds)
+    decoder = ImageDecoder.for_spec(spec)
+
+    def load(ref, data, fed):  # prepared in the same map: no full-size
+        image, ok = decoder.load_or_flag(ref, data, log)  # image waits
+        return prepare(image), fed, ok, ref
+
+    def finish(image, fed, ok, ref):
+        labels, weights = complete_labels(spec, fed)
+        return image, labels, weights
+
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE)
+    ds = ds.filter(lambda image, fed, ok, ref: keep_or_record(ref, ok, log))
+    return ds.map(finish, num_parallel_calls=AUTOTUNE)
+
+
+def require_readable(spec, split, log):
+    """Checks that at least one image of `split` can be decoded.
+
+    Reads the split in order up to its first readable image (usually the
+    first image), recording the unreadable ones met on the way in `log`,
+    which later pipelines then skip without reading them again. Without
+    this check, a training stream whose images are all unreadable would
+    filter forever without producing a batch.
+
+    Raises:
+        SpecError: no image of the split can be read; the message names the
+            spec, dataset and split, and summarises why.
+    """
+    decoder = ImageDecoder.for_spec(spec)
+
+    def readable(ref, data, fed):
+        return ref, decoder.load_or_flag(ref, data, log)[1]
+
+    ds = _encoded(split).map(readable, num_parallel_calls=AUTOTUNE)
+    ds = ds.filter(lambda ref, ok: keep_or_record(ref, ok, log)).take(1)
+    if any(True for _ in ds):
+        return
+    refs = set(split.refs)
+    files = {k: v for k, v in log.summary()["files"].items() if k in refs}
+    raise SpecError(
+        f"{spec.path.name}: dataset '{split.dataset}', split "
+        f"'{split.split}': none of its {len(split)} images can be read: "
+        + describe_skipped(files)
+    )
+
+
+def _encoded(split):
+    """`(ref, encoded bytes or b"", labels)` of every image of a `Split`."""
+    if split.image_stream is None:  # files: read by the decoder from refs
+        return tf.data.Dataset.from_tensor_slices(
+            (split.refs, [b""] * len(split), dict(split.labels))
+        )
+    # Encoded bytes streamed in the order of the refs.
+    labelled = tf.data.Dataset.from_tensor_slices(
+        (split.refs, dict(split.labels))
+    )
+    return tf.data.Dataset.zip(labelled, split.image_stream()).map(_aligned)
+
+
+def complete_labels(spec, fed):
+    """Labels and weights for every head of the spec from the fed subset."""
+    labels, weights = {}, {}
+    for head in spec.heads:
+        if head.multilabel:
+            if head.name in fed:
+                ids = fed[head.name]
+                hot = tf.one_hot(ids, head.num_classes, dtype=tf.float32)
+                value = tf.reduce_max(hot, axis=0)
+            else:
+                value = tf.zeros([head.num_classes], tf.float32)
+            weight = tf.cast(tf.reduce_sum(value) > 0, tf.float32)
+        else:
+            value = fed.get(head.name, tf.constant(-1, tf.int32))
+            weight = tf.cast(value >= 0, tf.float32)
+        labels[head.name] = value
+        weights[head.name] = weight
+    return labels, weights
+
+
+def per_replica_images(spec, num_replicas):
+    """`{dataset: images per replica batch}`, checking divisibility."""
+    shares = {}
+    for i, dataset in enumerate(spec.datasets):
+        if dataset.images_per_batch % num_replicas:
+            raise SpecError(
+                spec.where(f"datasets[{i}].images_per_batch")
+                + f": {dataset.images_per_batch} images cannot be shared "
+                f"equally by {num_replicas} replicas"
+            )
+        shares[dataset.name] = dataset.images_per_batch // num_replicas
+    return shares
+
+
+def training_batches(spec, splits, log, input_context=None):
+    """Endless mixed training batches for one replica (or one machine).
+
+    Args:
+        spec: a resolved `Spec`.
+        splits: `{dataset name: Split}` of the training split.
+        log: a `CorruptImageLog` for images that fail to decode.
+        input_context: the `tf.distribute.InputContext` when called from
+            `distribute_datasets_from_function`, else None.
+
+    Returns:
+        A `tf.data.Dataset` of `(images, labels, weights)` batches.
+
+    Example:
+
+    >>> log = CorruptImageLog()  # doctest: +SKIP
+    >>> batches = training_batches(spec, splits, log)  # doctest: +SKIP
+    >>> images, labels, weights = next(iter(batches))  # doctest: +SKIP
+    """
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    shares = per_replica_images(spec, replicas)
+    size = spec.model.input_size
+    training = spec.training
+    streams = []
+    for i, dataset in enumerate(spec.datasets):
+        split = splits[dataset.name]
+        if not len(split):
+            raise SpecError(
+                spec.where(f"datasets[{i}]")
+                + f": dataset '{dataset.name}' has no training images"
+            )
+        seed = training.seed * 1000 + i
+        if input_context:
+            seed += 100 * input_context.input_pipeline_id
+
+        def arrange(ds, split=split, seed=seed):
+            if input_context and input_context.num_input_pipelines > 1:
+                ds = ds.shard(
+                    input_context.num_input_pipelines,
+                    input_context.input_pipeline_id,
+                )
+            buffer = min(len(split), training.shuffle_buffer)
+            return ds.repeat().shuffle(buffer, seed=seed)
+
+        ds = decoded_examples(
+            spec,
+            split,
+            log,
+            lambda image: augment_for_training(image, size, training),
+            arrange,
+        )
+        streams.append(ds.batch(shares[dataset.name], drop_remainder=True))
+    mixed = tf.data.Dataset.zip(tuple(streams)).map(_concatenate)
+    return mixed.prefetch(AUTOTUNE)
+
+
+def distributed_training_batches(strategy, spec, splits, log, transform=None):
+    """`training_batches` for every replica of `strategy`.
+
+    `transform`, if given, maps each replica's batches (e.g. to the model's
+    inputs, `grok_tf.model.groknet.model_inputs`).
+    """
+    per_replica_images(spec, strategy.num_replicas_in_sync)
+
+    def batches(context):
+        ds = training_batches(spec, splits, log, context)
+        return ds if transform is None else ds.map(transform)
+
+    return strategy.distribute_datasets_from_function(batches)
+
+
+def evaluation_batches(spec, splits, log, batch_size=64):
+    """One ordered pass over every given split, with eval resizing.
+
+    Args:
+        spec: a resolved `Spec`.
+        splits: a list of `Split`s (one per dataset having the split).
+        log: a `CorruptImageLog`.
+        batch_size: images per batch.
+
+    Returns:
+        A finite `tf.data.Dataset` of `(images, labels, weights)`.
+    """
+    size = spec.model.input_size
+    parts = []
+    for split in splits:
+        parts.append(
+            decoded_examples(
+                spec, split, log, lambda image: resize_for_eval(image, size)
+            )
+        )
+    ds = parts[0]
+    for part in parts[1:]:
+        ds = ds.concatenate(part)
+    return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def _aligned(labelled, streamed):
+    (ref, labels), (streamed_ref, data) = labelled, streamed
+    check = tf.debugging.assert_equal(
+        ref, streamed_ref, message="image stream out of step with labels"
+    )
+    with tf.control_dependencies([check]):
+        return tf.identity(ref), data, labels
+
+
+def _concatenate(*batches):
+    return tf.nest.map_structure(lambda *xs: tf.concat(xs, axis=0), *batches)

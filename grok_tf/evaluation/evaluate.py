@@ -1,0 +1,197 @@
+"""Evaluation of a trained run: per-head top-1 and mAP, and retrieval.
+
+Softmax and ArcFace heads report top-1 accuracy over the images that have a
+label for the head; multi-label heads report mAP, the mean over classes
+(with at least one positive) of the average precision of the head's softmax
+scores. Id heads (ArcFace, pairwise) also report retrieval with the
+embedding: Recall@1/5/10 and mAP@R, photo -> photo and photo -> catalogue,
+with the float embedding and, once the run is compressed (`grok-tf
+compress`), with its Catalyzer, LSH and ITQ hashes side by side.
+"""
+
+import numpy as np
+from sklearn.metrics import average_precision_score
+
+from grok_tf.data.sources import read_catalogue
+from grok_tf.evaluation.retrieval_metrics import retrieval_metrics
+from grok_tf.inference import predict
+from grok_tf.inference import predict_split
+from grok_tf.model.heads import head_logits
+from grok_tf.run_dir import load_run
+from grok_tf.spec.schema import ID_HEAD_TYPES
+
+
+def top1_accuracy(logits, labels, weights):
+    """Top-1 accuracy over rows with weight > 0 (None when there are none).
+
+    >>> top1_accuracy(np.eye(3), np.array([0, 2, -1]), np.array([1, 1, 0]))
+    0.5
+    """
+    keep = weights > 0
+    if not keep.any():
+        return None
+    return float(np.mean(np.argmax(logits[keep], -1) == labels[keep]))
+
+
+def mean_average_precision(scores, multi_hot, weights):
+    """Macro mAP over classes that have a positive among weighted rows.
+
+    >>> y = np.array([[1, 0], [0, 1], [1, 0]])
+    >>> s = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])
+    >>> round(mean_average_precision(s, y, np.ones(3)), 4)
+    0.9167
+    """
+    keep = weights > 0
+    y, s = multi_hot[keep], scores[keep]
+    present = y.sum(0) > 0
+    if not present.any():
+        return None
+    return float(
+        np.mean(
+            [
+                average_precision_score(y[:, c], s[:, c])
+                for c in np.flatnonzero(present)
+            ]
+        )
+    )
+
+
+def retrieval_report(spec, model, outputs, labels, batch_size=64, hashers=None):
+    """Recall@1/5/10 and mAP@R of every id head's photos, as queries.
+
+    `photo_to_photo`: each labelled photo against the others (itself
+    excluded); `photo_to_catalogue`: against the catalogue images of the
+    datasets that name one (see `grok_tf.data.sources.read_catalogue`). Each is
+    measured with the float embedding (`float`, cosine) and with every
+    hasher's binary codes (Hamming), side by side, with the memory of one
+    item in `bytes_per_item`. A head with the same ids as an earlier one
+    (ArcFace and pairwise on one product id) gets `{"same_as": that head}`.
+
+    Args:
+        hashers: optional `name -> fn(float [N, d]) -> uint8 codes`
+            (`grok_tf.compression.compress.load_hashers`).
+    """
+    representations = {"float": (lambda x: x, "cosine")}
+    for name, hasher in (hashers or {}).items():
+        representations[name] = (hasher, "hamming")
+    report = {}
+    for head in spec.heads:
+        if head.type not in ID_HEAD_TYPES:
+            continue
+        ids = labels[head.name]
+        twin = next(
+            (
+                name
+                for name in report
+                if "same_as" not in report[name]
+                and np.array_equal(labels[name], ids)
+            ),
+            None,
+        )
+        if twin:  # same ids, same embedding: the same retrieval
+            report[head.name] = {"same_as": twin}
+            continue
+        queries, query_ids = outputs["embedding"][ids >= 0], ids[ids >= 0]
+        if not len(query_ids):
+            continue
+        searches = {"photo_to_photo": (queries, query_ids, True)}
+        catalogues = [
+            read_catalogue(spec, d)
+            for d in spec.datasets
+            if d.options.get("catalogue", {}).get("head") == head.name
+        ]
+        if catalogues:
+            gallery, gallery_labels, _, _ = predict(
+                spec, model, catalogues, batch_size
+            )
+            searches["photo_to_catalogue"] = (
+                gallery["embedding"],
+                gallery_labels[head.name],
+                False,
+            )
+        entry = {search: {} for search in searches}
+        entry["bytes_per_item"] = {}
+        for name, (encode, metric) in representations.items():
+            encoded = encode(queries)
+            entry["bytes_per_item"][name] = int(encoded[0].nbytes)
+            for search, (gallery, gallery_ids, is_self) in searches.items():
+                entry[search][name] = retrieval_metrics(
+                    encoded,
+                    query_ids,
+                    encoded if is_self else encode(gallery),
+                    gallery_ids,
+                    metric=metric,
+                    exclude_self=is_self,
+                )
+        report[head.name] = entry
+    return report
+
+
+def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
+    """Evaluates a finished run on one split.
+
+    Args:
+        run_dir: a run directory written by `grok_tf.training.fit.train`.
+        split: the split name.
+        batch_size: images per forward pass.
+        verbose: show a progress bar.
+
+    Returns:
+        A JSON-ready dict: `{"split", "images", "heads": {name: {"type",
+        "metric", "value", "examples", "chance"}}, "corrupt_images"}`.
+
+    Example:
+
+    >>> report = evaluate_run("runs/demo")  # doctest: +SKIP
+    >>> report["heads"]["category"]["value"]  # doctest: +SKIP
+    0.93
+    """
+    from grok_tf.compression.compress import load_hashers
+
+    spec, model = load_run(run_dir)
+    outputs, labels, weights, log = predict_split(
+        spec, model, split, batch_size, verbose
+    )
+    heads = {}
+    for head in spec.heads:
+        if head.name not in outputs:  # pairwise: a training loss only
+            continue
+        w = weights[head.name]
+        if head.multilabel:
+            scores = _softmax(head_logits(head, outputs[head.name]))
+            value = mean_average_precision(scores, labels[head.name], w)
+            metric = "mAP"
+            chance = _prevalence(labels[head.name][w > 0])
+        else:
+            value = top1_accuracy(outputs[head.name], labels[head.name], w)
+            metric = "top1"
+            chance = 1.0 / head.num_classes
+        heads[head.name] = {
+            "type": head.type,
+            "metric": metric,
+            "value": value,
+            "examples": int((w > 0).sum()),
+            "classes": head.num_classes,
+            "chance": chance,
+        }
+    return {
+        "split": split,
+        "images": int(len(outputs["embedding"])),
+        "heads": heads,
+        "retrieval": retrieval_report(
+            spec, model, outputs, labels, batch_size, load_hashers(run_dir)
+        ),
+        "corrupt_images": log.summary(),
+    }
+
+
+def _prevalence(multi_hot):
+    """Mean frequency of the present classes: the mAP of a random ranking."""
+    present = multi_hot.sum(0) > 0
+    return float(multi_hot[:, present].mean()) if present.any() else None
+
+
+def _softmax(logits):
+    z = logits - logits.max(-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(-1, keepdims=True)

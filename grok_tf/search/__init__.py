@@ -1,0 +1,15 @@
+"""Stage 7a, search: images -> hashes -> exact-product neighbours.
+
+Example:
+
+>>> from grok_tf.search import ProductHasher, build_index
+>>> index, _ = build_index(ProductHasher("runs/demo"), "photos/")
+... # doctest: +SKIP
+"""
+
+from grok_tf.search.hash_index import HashIndex
+from grok_tf.search.product_search import ProductHasher
+from grok_tf.search.product_search import build_index
+from grok_tf.search.product_search import search_index
+
+__all__ = ["HashIndex", "ProductHasher", "build_index", "search_index"]

@@ -1,0 +1,720 @@
+"""Data specs: the YAML file that names the model, the heads and the datasets.
+
+A spec is validated when it is loaded. Every mistake raises `SpecError` with
+one line that names the spec file and the field, e.g.::
+
+    grocery.yaml: datasets[0].images_per_batch: must be a positive integer,
+    got -4
+
+Layout of a spec (see `data_specs/*.yaml` for complete examples)::
+
+    model:                      # all optional
+      trunk: small_cnn          # resnext101_32x4d | resnet50 | ...
+      weights: null             # or imagenet
+      input_size: 64
+      embedding_size: 400
+      gem_p: 3.0
+      sync_batch_norm: false    # batch statistics over all replicas
+      max_image_pixels: 40000000  # larger images are skipped / invalid
+    training:                   # all optional; CLI flags override
+      epochs: 3
+      steps_per_epoch: 50
+    heads:
+      - name: category
+        type: softmax           # or multilabel_softmax (arcface,
+                                # multilabel_arcface, pairwise: later)
+        classes: inferred       # or [a, b, c] or {file: f.txt}
+                                # or {file: f.csv, column: C, id_column: I}
+        loss_weight: 1.0
+    datasets:
+      - name: photos
+        source: image_list      # image_folder | csv_tags | tfds | synthetic
+        root: ${GROK_DATA}/grocery
+        splits: {train: train.txt, val: val.txt}
+        images_per_batch: 16
+        feeds: {category: 0}    # head -> label column of this source
+        # A multi-label head may take the query tags of each image's
+        # product, mined from a product table (grok_tf.data.query_mining):
+        #   queries: {column: 0, tags: {file: products.csv, key: id,
+        #             text: [name, description], min_products: 2,
+        #             max_share: 0.25}}
+
+Strings expand `${VAR}` and `${VAR:-default}` environment variables and `~`;
+relative paths are relative to the spec file's folder. Vocabulary files and
+split files must exist when the spec is loaded. Every text file (the spec,
+list files, CSV tables, class files) is UTF-8, with or without BOM, read by
+`grok_tf.io.text_files`, whose errors name the file and line. Heads whose
+classes are `inferred` are resolved from the data by `grok_tf.data.sources`.
+"""
+
+import dataclasses
+import difflib
+import math
+import os
+import re
+from pathlib import Path
+
+import yaml
+
+from grok_tf.errors import SpecError
+from grok_tf.io.text_files import parse_int
+from grok_tf.io.text_files import read_lines
+from grok_tf.io.text_files import read_table
+from grok_tf.io.text_files import read_text
+from grok_tf.spec.schema import HEAD_TYPES
+from grok_tf.spec.schema import ID_HEAD_TYPES
+from grok_tf.spec.schema import MULTILABEL_HEAD_TYPES
+from grok_tf.spec.schema import RESERVED_OUTPUT_NAMES
+from grok_tf.spec.schema import SOURCES
+from grok_tf.spec.schema import DatasetSpec
+from grok_tf.spec.schema import HeadSpec
+from grok_tf.spec.schema import ModelSpec
+from grok_tf.spec.schema import Spec
+from grok_tf.spec.schema import TrainingSpec
+
+_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+_PERCENT = re.compile(r"([0-9]{1,3}(?:\.[0-9]+)?)%")
+_VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+_SOURCE_KEYS = {
+    "image_list": {"root", "catalogue"},
+    "image_folder": {"root", "catalogue"},
+    "csv_tags": {"root", "catalogue"},
+    "tfds": {"catalog", "data_dir", "image_key"},
+    "synthetic": {"root", "seed", "config"},
+}
+# Sources whose feeds may be tag feeds, and the tag mining defaults.
+_TAG_SOURCES = ("image_list", "image_folder", "csv_tags", "synthetic")
+_TAG_DEFAULTS = {"min_products": 2, "max_share": 0.25}
+_DATASET_KEYS = {"name", "source", "splits", "images_per_batch", "feeds"}
+_HEAD_KEYS = {"name", "type", "classes", "loss_weight"}
+
+# Settings each head type accepts, with their defaults.
+HEAD_OPTIONS = {
+    "softmax": {},
+    "multilabel_softmax": {},
+    "arcface": {"scale": 64.0, "margin": 0.5},
+    "multilabel_arcface": {"scale": 64.0, "margin": 0.5},
+    "pairwise": {
+        "alpha": 0.2,
+        "beta": 1.2,
+        "learn_beta": False,
+        "distance_weighted": False,
+        "chunk_size": 1024,
+    },
+}
+_TOP_KEYS = {"model", "training", "heads", "datasets"}
+
+
+class _Reader:
+    """Walks the parsed YAML, raising `SpecError` at the first mistake."""
+
+    def __init__(self, path):
+        self.path = path
+        self.folder = path.parent
+
+    def fail(self, field, message):
+        raise SpecError(f"{self.path.name}: {field}: {message}")
+
+    def check_keys(self, field, mapping, allowed, required=()):
+        if not isinstance(mapping, dict):
+            self.fail(field, f"must be a mapping, got {_kind(mapping)}")
+        for key in mapping:
+            if key not in allowed:
+                hint = difflib.get_close_matches(str(key), sorted(allowed), 1)
+                extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+                where = f"{field}.{key}" if field else str(key)
+                self.fail(where, f"unknown key{extra}")
+        for key in required:
+            if key not in mapping:
+                where = f"{field}.{key}" if field else str(key)
+                self.fail(where, "missing required field")
+
+    def expand(self, field, value):
+        if not isinstance(value, str):
+            self.fail(field, f"must be a string, got {_kind(value)}")
+
+        def substitute(match):
+            name, default = match.group(1), match.group(2)
+            if name in os.environ and os.environ[name]:
+                return os.environ[name]
+            if default is not None:
+                return default
+            self.fail(
+                field,
+                f"environment variable {name} is not set (use "
+                f"${{{name}:-default}} for a fallback)",
+            )
+
+        return os.path.expanduser(_VARIABLE.sub(substitute, value))
+
+    def path_of(self, field, value, must_exist=True, kind="file"):
+        path = Path(self.expand(field, value))
+        if not path.is_absolute():
+            path = (self.folder / path).resolve()
+        if must_exist:
+            self.check_exists(field, path, kind)
+        return path
+
+    def check_exists(self, field, path, kind="file", what=None):
+        """Fails unless `path` is an existing file (or folder)."""
+        what = what or kind
+        if not path.exists():
+            self.fail(field, f"{what} not found: {path}")
+        is_kind = path.is_dir() if kind == "folder" else path.is_file()
+        if not is_kind:
+            self.fail(field, f"not a {kind}: {path}")
+
+    def flag(self, field, value):
+        if not isinstance(value, bool):
+            self.fail(field, f"must be true or false, got {value!r}")
+        return value
+
+    def positive_int(self, field, value, minimum=1):
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(field, f"must be an integer, got {_kind(value)}")
+        if value < minimum:
+            word = "positive" if minimum == 1 else f">= {minimum}"
+            self.fail(field, f"must be a {word} integer, got {value}")
+        return value
+
+    def number(self, field, value, positive=False):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            self.fail(field, f"must be a number, got {_kind(value)}")
+        if positive and value <= 0:
+            self.fail(field, f"must be positive, got {value}")
+        if value < 0:
+            self.fail(field, f"must not be negative, got {value}")
+        return float(value)
+
+    def name(self, field, value):
+        if not isinstance(value, str) or not _NAME_PATTERN.match(value):
+            self.fail(
+                field,
+                f"must be an identifier (letters, digits, _), got {value!r}",
+            )
+        return value
+
+    def section(self, field, raw, cls, checks):
+        raw = {} if raw is None else raw
+        names = {f.name for f in dataclasses.fields(cls)}
+        self.check_keys(field, raw, names)
+        values = {}
+        for key, value in raw.items():
+            values[key] = checks.get(key, lambda f, v: v)(
+                f"{field}.{key}", value
+            )
+        return cls(**values)
+
+    def model(self, raw):
+        from grok_tf.model.trunks import TRUNKS
+
+        def trunk(field, value):
+            if value not in TRUNKS:
+                self.fail(
+                    field,
+                    f"unknown trunk {value!r}; choose one of "
+                    f"{', '.join(TRUNKS)}",
+                )
+            return value
+
+        def weights(field, value):
+            if value not in (None, "imagenet"):
+                self.fail(field, f"must be null or 'imagenet', got {value!r}")
+            return value
+
+        return self.section(
+            "model",
+            raw,
+            ModelSpec,
+            {
+                "trunk": trunk,
+                "weights": weights,
+                "input_size": lambda f, v: self.positive_int(f, v, 32),
+                "embedding_size": self.positive_int,
+                "gem_p": lambda f, v: self.number(f, v, positive=True),
+                "sync_batch_norm": self.flag,
+                "max_image_pixels": self.positive_int,
+            },
+        )
+
+    def training(self, raw):
+        def crop_area(field, value):
+            if (
+                not isinstance(value, list | tuple)
+                or len(value) != 2
+                or not 0 < self.number(field, value[0]) <= value[1] <= 1
+            ):
+                self.fail(field, f"must be [min, max] in (0, 1], got {value}")
+            return (float(value[0]), float(value[1]))
+
+        def hue(field, value):
+            if self.number(field, value) > 0.5:
+                self.fail(field, f"must be in [0, 0.5], got {value}")
+            return float(value)
+
+        def optional_int(field, value):
+            return None if value is None else self.positive_int(field, value)
+
+        checks = {
+            "epochs": self.positive_int,
+            "steps_per_epoch": self.positive_int,
+            "validation_steps": optional_int,
+            "learning_rate": lambda f, v: self.number(f, v, positive=True),
+            "shuffle_buffer": self.positive_int,
+            "seed": lambda f, v: self.positive_int(f, v, 0),
+            "crop_area": crop_area,
+            "flip": self.flag,
+        }
+        for key in ("weight_decay", "brightness", "contrast", "saturation"):
+            checks[key] = self.number
+        checks["hue"] = hue
+        return self.section("training", raw, TrainingSpec, checks)
+
+    def classes(self, field, value):
+        if value is None or value == "inferred":
+            return None
+        if isinstance(value, list):
+            names = tuple(str(v) for v in value)
+            if not names:
+                self.fail(field, "must list at least one class")
+            duplicates = sorted({n for n in names if names.count(n) > 1})
+            if duplicates:
+                self.fail(field, f"duplicate class names: {duplicates}")
+            return names
+        if isinstance(value, dict):
+            self.check_keys(
+                field, value, {"file", "column", "id_column"}, ("file",)
+            )
+            path = self.path_of(f"{field}.file", value["file"])
+            return _read_vocabulary(
+                self, field, path, value.get("column"), value.get("id_column")
+            )
+        self.fail(
+            field,
+            "must be 'inferred', a list of names or {file: ...}, got "
+            f"{_kind(value)}",
+        )
+
+    def head(self, field, raw):
+        if not isinstance(raw, dict):
+            self.fail(field, f"must be a mapping, got {_kind(raw)}")
+        kind = raw.get("type")
+        if kind is not None and kind not in HEAD_TYPES:
+            self.fail(
+                f"{field}.type",
+                f"unknown head type {kind!r}; choose one of "
+                f"{', '.join(HEAD_TYPES)}",
+            )
+        allowed = _HEAD_KEYS | set(HEAD_OPTIONS.get(kind, {}))
+        self.check_keys(field, raw, allowed, ("name", "type"))
+        name = self.name(f"{field}.name", raw["name"])
+        if name in RESERVED_OUTPUT_NAMES:
+            self.fail(f"{field}.name", f"{name!r} is reserved for the model")
+        return HeadSpec(
+            name=name,
+            type=kind,
+            classes=self.classes(f"{field}.classes", raw.get("classes")),
+            loss_weight=self.number(
+                f"{field}.loss_weight", raw.get("loss_weight", 1.0)
+            ),
+            options=self.head_options(field, kind, raw),
+        )
+
+    def head_options(self, field, kind, raw):
+        options = dict(HEAD_OPTIONS[kind])
+        for key, default in HEAD_OPTIONS[kind].items():
+            if key not in raw:
+                continue
+            where, value = f"{field}.{key}", raw[key]
+            if isinstance(default, bool):
+                if not isinstance(value, bool):
+                    self.fail(where, f"must be true or false, got {value!r}")
+            elif isinstance(default, int):
+                if value is not None:
+                    self.positive_int(where, value)
+            else:
+                value = self.number(where, value, positive=key != "margin")
+            options[key] = value
+        if options.get("margin", 0.0) >= math.pi / 2:
+            self.fail(f"{field}.margin", "must be below pi/2 (radians)")
+        if options.get("beta", 1.0) <= options.get("alpha", 0.0):
+            self.fail(f"{field}.beta", "must be larger than alpha")
+        return options
+
+    def dataset(self, field, raw, heads):
+        """One dataset; `heads` maps the spec's head names to their types."""
+        if not isinstance(raw, dict):
+            self.fail(field, f"must be a mapping, got {_kind(raw)}")
+        source = raw.get("source")
+        if source not in SOURCES:
+            self.fail(
+                f"{field}.source",
+                f"unknown source {source!r}; choose one of {', '.join(SOURCES)}"
+                if source is not None
+                else "missing required field",
+            )
+        allowed = _DATASET_KEYS | _SOURCE_KEYS[source]
+        required = {"name", "splits", "images_per_batch", "feeds"}
+        required |= {"catalog"} if source == "tfds" else {"root"}
+        self.check_keys(field, raw, allowed, sorted(required))
+        name = self.name(f"{field}.name", raw["name"])
+        images_per_batch = self.positive_int(
+            f"{field}.images_per_batch", raw["images_per_batch"]
+        )
+        root = None
+        if "root" in raw:
+            root = self.path_of(
+                f"{field}.root",
+                raw["root"],
+                must_exist=source != "synthetic",
+                kind="folder",
+            )
+        splits = raw["splits"]
+        if not isinstance(splits, dict) or not splits:
+            self.fail(f"{field}.splits", "must map split names to files")
+        for split, ref in splits.items():
+            where = f"{field}.splits.{split}"
+            if not isinstance(ref, str):
+                self.fail(where, "must be a string")
+            if source == "tfds":
+                continue  # tfds split syntax, checked by tfds
+            try:
+                file = split_slice(ref)[0]
+            except ValueError as error:
+                self.fail(where, str(error))
+            if source != "synthetic":
+                self.check_exists(
+                    where,
+                    root / file,
+                    "folder" if source == "image_folder" else "file",
+                    "split file",
+                )
+        feeds = raw["feeds"]
+        if not isinstance(feeds, dict) or not feeds:
+            self.fail(f"{field}.feeds", "must map head names to label columns")
+        for head, column in feeds.items():
+            if head not in heads:
+                hint = difflib.get_close_matches(str(head), sorted(heads), 1)
+                extra = f" (did you mean '{hint[0]}'?)" if hint else ""
+                self.fail(f"{field}.feeds.{head}", f"no such head{extra}")
+            if isinstance(column, dict):
+                if "column" not in column:
+                    continue  # tag_feed names the missing key
+                column = column["column"]
+            self.feed_column(f"{field}.feeds.{head}", column)
+        feeds = {
+            head: self.tag_feed(f"{field}.feeds.{head}", column, root, source)
+            if isinstance(column, dict)
+            else column
+            for head, column in feeds.items()
+        }
+        for head, column in feeds.items():
+            if isinstance(column, dict) and heads[head] not in (
+                MULTILABEL_HEAD_TYPES
+            ):
+                self.fail(
+                    f"{field}.feeds.{head}",
+                    f"a tag feed gives several labels per image; head "
+                    f"'{head}' is {heads[head]} "
+                    f"(use {' or '.join(MULTILABEL_HEAD_TYPES)})",
+                )
+        options = {
+            key: raw[key]
+            for key in _SOURCE_KEYS[source] - {"root"}
+            if key in raw
+        }
+        if "data_dir" in options:
+            options["data_dir"] = str(
+                self.path_of(
+                    f"{field}.data_dir", options["data_dir"], must_exist=False
+                )
+            )
+        if "catalogue" in options:
+            options["catalogue"] = self.catalogue(
+                f"{field}.catalogue", options["catalogue"], root, feeds, heads
+            )
+        return DatasetSpec(
+            name=name,
+            source=source,
+            root=root,
+            splits=dict(splits),
+            images_per_batch=images_per_batch,
+            feeds=dict(feeds),
+            options=options,
+        )
+
+    def feed_column(self, field, column):
+        """Checks what all sources share: no booleans, `path:K` with int K."""
+
+        if isinstance(column, bool) or column is None:
+            self.fail(field, f"must be a label column, got {_kind(column)}")
+        if (
+            isinstance(column, str)
+            and column.startswith("path:")
+            and parse_int(column[len("path:") :]) is None
+        ):
+            self.fail(
+                field,
+                f"{column!r}: K of 'path:K' must be an integer, e.g. path:1",
+            )
+
+    def tag_feed(self, field, raw, root, source):
+        """A feed of query tags mined from product texts (query_mining)."""
+        if source not in _TAG_SOURCES:
+            self.fail(
+                field,
+                f"tag feeds need a file source ({', '.join(_TAG_SOURCES)}), "
+                f"not {source}",
+            )
+        self.check_keys(field, raw, {"column", "tags"}, ("column", "tags"))
+        tags = raw["tags"]
+        self.check_keys(
+            f"{field}.tags",
+            tags,
+            set(_TAG_DEFAULTS) | {"file", "key", "text"},
+            ("file", "key", "text"),
+        )
+        path = root / self.expand(f"{field}.tags.file", tags["file"])
+        self.check_exists(f"{field}.tags.file", path)
+        text = tags["text"]
+        text = [text] if isinstance(text, str) else text
+        if not isinstance(text, list) or not text:
+            self.fail(f"{field}.tags.text", "must name one or more columns")
+        settings = {**_TAG_DEFAULTS, **tags, "file": str(path), "text": text}
+        self.positive_int(
+            f"{field}.tags.min_products", settings["min_products"]
+        )
+        share = self.number(f"{field}.tags.max_share", settings["max_share"])
+        if not 0 < share <= 1:
+            self.fail(
+                f"{field}.tags.max_share", f"must be in (0, 1], got {share}"
+            )
+        return {"column": raw["column"], "tags": settings}
+
+    def catalogue(self, field, raw, root, feeds, heads):
+        """A CSV of catalogue images and their ids, for retrieval."""
+        self.check_keys(
+            field, raw, {"file", "image", "id"}, ("file", "image", "id")
+        )
+        path = root / self.expand(f"{field}.file", raw["file"])
+        self.check_exists(f"{field}.file", path)
+        id_heads = [h for h in feeds if heads[h] in ID_HEAD_TYPES]
+        if len(id_heads) != 1:
+            self.fail(
+                field,
+                "a catalogue needs the dataset to feed exactly one id head "
+                f"({', '.join(ID_HEAD_TYPES)}), it feeds {len(id_heads)}",
+            )
+        return {
+            "file": str(path),
+            "image": raw["image"],
+            "id": raw["id"],
+            "head": id_heads[0],
+        }
+
+
+def load_spec(path):
+    """Loads and validates a data spec.
+
+    Args:
+        path: the YAML file.
+
+    Returns:
+        A `Spec`. Heads with `classes: inferred` have `classes=None` until
+        `grok_tf.data.sources.resolve_vocabularies` fills them in.
+
+    Raises:
+        SpecError: naming the file and the field of the first mistake.
+
+    Example:
+
+    >>> spec = load_spec("data_specs/demo.yaml")  # doctest: +SKIP
+    >>> [h.name for h in spec.heads]  # doctest: +SKIP
+    ['category', 'colour', 'pattern', 'queries']
+    """
+
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"{path}: spec file not found")
+    text = read_text(path, f"{path}: spec file")
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        line = f"line {mark.line + 1}" if mark else "YAML"
+        raise SpecError(f"{path.name}: {line}: invalid YAML") from error
+    return parse_spec(raw, path, text)
+
+
+def parse_spec(raw, path, text=""):
+    """Validates an already parsed spec mapping (see `load_spec`)."""
+    path = Path(path)
+    reader = _Reader(path)
+    reader.check_keys("", raw, _TOP_KEYS, ("heads", "datasets"))
+    for key in ("heads", "datasets"):
+        if not isinstance(raw[key], list) or not raw[key]:
+            reader.fail(key, "must be a non-empty list")
+    heads = [reader.head(f"heads[{i}]", h) for i, h in enumerate(raw["heads"])]
+    _check_unique(reader, "heads", [h.name for h in heads])
+    types = {h.name: h.type for h in heads}
+    datasets = [
+        reader.dataset(f"datasets[{i}]", d, types)
+        for i, d in enumerate(raw["datasets"])
+    ]
+    _check_unique(reader, "datasets", [d.name for d in datasets])
+    for i, head in enumerate(heads):
+        if not any(head.name in d.feeds for d in datasets):
+            reader.fail(
+                f"heads[{i}]", f"head '{head.name}' is fed by no dataset"
+            )
+    return Spec(
+        path=path,
+        model=reader.model(raw.get("model")),
+        training=reader.training(raw.get("training")),
+        heads=tuple(heads),
+        datasets=tuple(datasets),
+        text=text,
+    )
+
+
+def split_slice(ref):
+    """Splits `"file.txt[10%:90%]"` into `("file.txt", (start, stop))`.
+
+    Bounds are fractions (from `N%`, 0 to 100) or counts (integers,
+    negative from the end as in Python), `None` when open;
+    `("file.txt", None)` when there is no slice.
+
+    Raises:
+        ValueError: the slice is not `[start:stop]` with such bounds.
+    """
+
+    match = re.fullmatch(r"(.*)\[([^\]]*)\]", ref)
+    if not match:
+        return ref, None
+    base, body = match.groups()
+    if body.count(":") != 1:
+        raise ValueError(f"bad slice [{body}]: expected [start:stop]")
+    bounds = []
+    for part in body.split(":"):
+        part = part.strip()
+        percent = _PERCENT.fullmatch(part)
+        if not part:
+            bounds.append(None)
+        elif parse_int(part) is not None:
+            bounds.append(parse_int(part))
+        elif percent and float(percent.group(1)) <= 100:
+            bounds.append(float(percent.group(1)) / 100.0)
+        else:
+            raise ValueError(
+                f"bad slice [{body}]: {part!r} is not a count (integer) or "
+                "a percentage from 0% to 100%"
+            )
+    return base, tuple(bounds)
+
+
+def apply_slice(items, bounds):
+    """Applies `split_slice` bounds to a list (fractions or counts)."""
+    if bounds is None:
+        return items
+
+    def index(bound):
+        if bound is None or isinstance(bound, int):
+            return bound
+        return round(bound * len(items))
+
+    return items[index(bounds[0]) : index(bounds[1])]
+
+
+def _check_unique(reader, field, names):
+    seen = set()
+    for i, name in enumerate(names):
+        if name in seen:
+            reader.fail(f"{field}[{i}].name", f"duplicate name {name!r}")
+        seen.add(name)
+
+
+def _read_vocabulary(reader, field, path, column, id_column):
+    """Reads class names from a text file or a column of a CSV file.
+
+    A text file (UTF-8, see `grok_tf.io.text_files`) holds one name per line,
+    stripped, blank lines skipped. A CSV file gives one name per record in
+    `column`, in order, or at the integer ids of `id_column` (0..N-1; a
+    record may repeat an id with the same name, e.g. a coarse class beside
+    each of its fine classes). Names are unique and not empty.
+    """
+
+    who = f"{reader.path.name}: {field}.file"
+    if column is None:
+        if id_column is not None:
+            reader.fail(f"{field}.id_column", "needs a `column` of names")
+        rows = [(n, text.strip()) for n, text in read_lines(path, who)]
+        rows = [(n, name) for n, name in rows if name]
+    else:
+        table = read_table(path, who)
+        for key, name in ((column, "column"), (id_column, "id_column")):
+            if key is not None and key not in table.header:
+                reader.fail(
+                    f"{field}.{name}",
+                    f"column {key!r} not in {path.name} (has {table.header})",
+                )
+        for n, row in table.rows:
+            if not row[column]:
+                raise SpecError(
+                    f"{path}:{n}: empty class name in column {column!r}"
+                )
+        if id_column is not None:
+            rows = _names_by_id(reader, field, path, table, column, id_column)
+        else:
+            rows = [(n, row[column]) for n, row in table.rows]
+    names, line_of = [], {}
+    for n, name in rows:
+        if name in line_of:
+            raise SpecError(
+                f"{path}:{n}: class name {name!r} repeats line {line_of[name]}"
+            )
+        line_of[name] = n
+        names.append(name)
+    if not names:
+        reader.fail(f"{field}.file", f"no class names in {path}")
+    return tuple(names)
+
+
+def _names_by_id(reader, field, path, table, column, id_column):
+    """`(line, name)` for ids 0..N-1 of a class table with an id column."""
+
+    name_of, line_of, id_of = {}, {}, {}
+    for n, row in table.rows:
+        name, text = row[column], row[id_column]
+        i = parse_int(text)
+        if i is None:
+            raise SpecError(
+                f"{path}:{n}: column {id_column!r}: a class id is an integer, "
+                f"got {text!r}"
+            )
+        if name_of.get(i, name) != name:
+            raise SpecError(
+                f"{path}:{n}: class id {i} is {name!r} here but "
+                f"{name_of[i]!r} on line {line_of[i]}"
+            )
+        if id_of.get(name, i) != i:
+            raise SpecError(
+                f"{path}:{n}: class {name!r} has id {i} here but "
+                f"{id_of[name]} on line {line_of[id_of[name]]}"
+            )
+        name_of.setdefault(i, name)
+        line_of.setdefault(i, n)
+        id_of.setdefault(name, i)
+    missing = [i for i in range(len(name_of)) if i not in name_of]
+    if missing:
+        reader.fail(
+            f"{field}.id_column",
+            f"ids in {path.name} are not 0..{len(name_of) - 1} (no "
+            f"{missing[0]}, but {max(name_of)})",
+        )
+    return [(line_of[i], name_of[i]) for i in range(len(name_of))]
+
+
+def _kind(value):
+    return "null" if value is None else type(value).__name__
