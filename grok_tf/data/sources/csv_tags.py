@@ -1,0 +1,63 @@
+"""`csv_tags`: a CSV with an `image` column and label columns."""
+
+from grok_tf.data.sources.base import DatasetSource
+from grok_tf.data.sources.registry import register_source
+from grok_tf.data.sources.slices import apply_slice
+from grok_tf.data.sources.slices import split_slice
+from grok_tf.data.sources.tokens import Tokens
+from grok_tf.data.sources.tokens import collect_tokens
+from grok_tf.data.sources.tokens import parse_token
+from grok_tf.errors import SpecError
+from grok_tf.io.text_files import dataset_path
+from grok_tf.io.text_files import read_table
+
+
+@register_source
+class CsvTagsSource(DatasetSource):
+    """Images and their tags in a CSV table.
+
+    The CSV (a file under `root`, optionally sliced: `tags.csv[:90%]`) has
+    an `image` column (a path relative to `root`) and label columns of
+    `|`-joined class names or ids. Feed column = a CSV column name, or
+    `path:K` for the K-th component of the image's path.
+
+    Example:
+
+    ```yaml
+    - name: attributes
+      source: csv_tags
+      root: data/shop
+      splits: {train: "tags.csv[:90%]", val: "tags.csv[90%:]"}
+      images_per_batch: 8
+      feeds: {colour: colour, pattern: pattern}
+    ```
+    """
+
+    name = "csv_tags"
+    keys = frozenset({"root", "catalogue"})
+    tag_feeds = True
+    catalogues = True
+
+    def read(self, spec, dataset, ref, who) -> Tokens:
+        name, bounds = split_slice(ref)
+        path = dataset.root / name
+        table = read_table(path, who)
+        header = table.header
+        if "image" not in header:
+            raise SpecError(f"{path}: no 'image' column (has {header})")
+        records = apply_slice(table.rows, bounds)
+
+        def rows():
+            for number, row in records:
+                origin = f"{path}:{number}"
+                yield dataset_path(row["image"], origin), origin, row
+
+        def label_of(row, column, origin):
+            if column not in header:
+                raise SpecError(
+                    f"{spec.path.name}: datasets.{dataset.name}.feeds: column "
+                    f"{column!r} not in {path.name} (has {header})"
+                )
+            return parse_token(row[column])
+
+        return collect_tokens(spec, dataset, rows(), label_of)

@@ -1,0 +1,143 @@
+"""Splits: one split of one dataset, read by its source, labels encoded."""
+
+import dataclasses
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grok_tf.data.sources.labels import encode_labels
+from grok_tf.data.sources.registry import source
+from grok_tf.data.sources.registry import source_names
+from grok_tf.data.sources.tokens import Tokens
+from grok_tf.data.sources.tokens import parse_token
+from grok_tf.errors import SpecError
+from grok_tf.io.text_files import dataset_path
+from grok_tf.io.text_files import read_table
+
+
+@dataclasses.dataclass
+class Split:
+    """One split of one dataset, labels encoded as class ids.
+
+    Attributes:
+        dataset: the dataset name.
+        split: the split name.
+        refs: image file paths (absolute), or tfds references.
+        labels: head name -> int32 array: `[N]` for softmax heads, `[N, L]`
+            padded with -1 for multi-label heads.
+        image_stream: for tfds, `fn() -> tf.data.Dataset` of `(ref, encoded
+            bytes)` in the order of `refs` (streamed, never all in memory);
+            None when the images are files read from `refs`.
+    """
+
+    dataset: str
+    split: str
+    refs: list[str]
+    labels: dict[str, np.ndarray]
+    image_stream: Callable[[], Any] | None = None
+
+    def __len__(self):
+        return len(self.refs)
+
+
+def read_split(spec, dataset, split: str) -> Split:
+    """Reads one split of `dataset` with ids encoded in the spec's vocabularies.
+
+    Args:
+        spec: a `Spec` whose vocabularies are resolved
+            (see `resolve_vocabularies`).
+        dataset: a `DatasetSpec` of `spec`.
+        split: a split name of `dataset`.
+
+    Returns:
+        A `Split`.
+
+    Raises:
+        SpecError: for a label outside its head's vocabulary, naming the file
+            and line.
+
+    Example:
+
+    >>> spec = resolve_vocabularies(load_spec("grocery.yaml"))  # doctest: +SKIP
+    >>> read_split(spec, spec.datasets[0], "val").labels["fine_class"][:3]
+    ... # doctest: +SKIP
+    array([0, 0, 0], dtype=int32)
+    """
+    raw = read_tokens(spec, dataset, split)
+    labels = {}
+    for head_name, column in raw.tokens.items():
+        head = spec.head(head_name)
+        labels[head_name] = encode_labels(
+            spec, dataset, head, column, raw.where
+        )
+    return Split(
+        dataset=dataset.name,
+        split=split,
+        refs=raw.refs,
+        labels=labels,
+        image_stream=raw.image_stream,
+    )
+
+
+def read_tokens(spec, dataset, split: str) -> Tokens:
+    """One split of `dataset` as label tokens, read by its source."""
+    if split not in dataset.splits:
+        raise SpecError(
+            f"{spec.path.name}: datasets.{dataset.name}.splits: no split "
+            f"{split!r} (has {', '.join(dataset.splits)})"
+        )
+    if dataset.source not in source_names():
+        raise SpecError(
+            f"{spec.path.name}: datasets.{dataset.name}.source: unknown "
+            f"source {dataset.source!r}; choose one of "
+            f"{', '.join(source_names())}"
+        )
+    who = f"{spec.path.name}: datasets.{dataset.name}.splits.{split}"
+    return source(dataset.source).read(
+        spec, dataset, dataset.splits[split], who
+    )
+
+
+def read_catalogue(spec, dataset) -> Split:
+    """The dataset's catalogue images, labelled with its id head's ids.
+
+    A catalogue (the `catalogue:` setting of a dataset) is a CSV naming one
+    or more reference images per product, e.g. grocery's `classes.csv` with
+    its iconic images; retrieval evaluation searches it with photos.
+
+    Returns:
+        A `Split` named `catalogue`, labels `{id head: ids}`.
+    """
+    settings = dataset.options["catalogue"]
+    path = Path(settings["file"])
+    field = f"{spec.path.name}: datasets.{dataset.name}.catalogue"
+    table = read_table(path, f"{field}.file")
+    for key in ("image", "id"):
+        if settings[key] not in table.header:
+            raise SpecError(
+                f"{field}.{key}: column {settings[key]!r} not in {path.name} "
+                f"(has {table.header})"
+            )
+    head = spec.head(settings["head"])
+    refs, tokens, where = [], [], []
+    for number, row in table.rows:
+        origin = f"{path}:{number}"
+        image = dataset_path(row[settings["image"]], origin, root_relative=True)
+        token = parse_token(row[settings["id"]])
+        if not token:
+            raise SpecError(
+                f"{origin}: no id in column {settings['id']!r} (a catalogue "
+                "image needs its product)"
+            )
+        refs.append(str(dataset.root / image))
+        tokens.append(token)
+        where.append(origin)
+    ids = encode_labels(spec, dataset, head, tokens, where)
+    return Split(
+        dataset=dataset.name,
+        split="catalogue",
+        refs=refs,
+        labels={head.name: ids},
+    )
