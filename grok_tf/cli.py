@@ -6,9 +6,12 @@
     grok-tf evaluate --run RUN_DIR [--split NAME] [--report FILE]
     grok-tf compress --run RUN_DIR [--bits 256] [--split train]
     grok-tf index --run RUN_DIR --images LIST_OR_FOLDER --out INDEX_DIR
+                  [--hasher catalyzer]
     grok-tf search --run RUN_DIR --index INDEX_DIR IMAGE... [-k 10]
+                   [--hasher catalyzer]
     grok-tf calibrate --run RUN_DIR [--split val]
     grok-tf export --run RUN_DIR --model-dir saved_models/NAME [--top-k 5]
+                   [--hasher catalyzer]
     grok-tf predict --model saved_models/NAME IMAGE...
     grok-tf convert-weights efficientnet_lite0 [--force]
     grok-tf demo [--out DIR] [--model-dir saved_models/demo]
@@ -85,6 +88,7 @@ def _parser():
         help="a folder of images, or a file of 'path[, id]' lines",
     )
     index.add_argument("--out", required=True, help="index directory")
+    _add_hasher(index)
 
     search = commands.add_parser(
         "search", help="nearest indexed products of images (JSON)"
@@ -95,6 +99,7 @@ def _parser():
     search.add_argument(
         "-k", type=_positive, default=10, help="results per image (10)"
     )
+    _add_hasher(search)
 
     calibrate = commands.add_parser(
         "calibrate",
@@ -115,6 +120,7 @@ def _parser():
     export.add_argument(
         "--top-k", type=_positive, default=5, help="labels per head (5)"
     )
+    _add_hasher(export)
 
     predict = commands.add_parser(
         "predict", help="run the newest exported version on images (JSON)"
@@ -152,6 +158,15 @@ def _add_schedule(parser):
     parser.add_argument("--epochs", type=_positive, help="override the spec")
     parser.add_argument(
         "--steps-per-epoch", type=_positive, help="override the spec"
+    )
+
+
+def _add_hasher(parser):
+    parser.add_argument(
+        "--hasher",
+        default="catalyzer",
+        help="the run's hasher making the codes: catalyzer (default), lsh, "
+        "itq or any registered one",
     )
 
 
@@ -235,7 +250,7 @@ def _run(args):
         from grok_tf.search.product_search import ProductHasher
         from grok_tf.search.product_search import build_index
 
-        hasher = ProductHasher(args.run)
+        hasher = ProductHasher(args.run, args.hasher)
         index, skipped = build_index(
             hasher, args.images, args.out, verbose=int(sys.stderr.isatty())
         )
@@ -250,7 +265,7 @@ def _run(args):
         from grok_tf.search.product_search import ProductHasher
         from grok_tf.search.product_search import search_index
 
-        hasher = ProductHasher(args.run)
+        hasher = ProductHasher(args.run, args.hasher)
         results = search_index(
             hasher, HashIndex.load(args.index), args.images, k=args.k
         )
@@ -265,7 +280,9 @@ def _run(args):
     elif args.command == "export":
         from grok_tf.serving.export import export_run
 
-        version = export_run(args.run, args.model_dir, top_k=args.top_k)
+        version = export_run(
+            args.run, args.model_dir, top_k=args.top_k, hasher=args.hasher
+        )
         print(f"grok-tf: exported {version}")
     elif args.command == "predict":
         from grok_tf.serving.export import predict_images

@@ -4,8 +4,9 @@ The flow of `grok-tf index` and `grok-tf search`, and of notebooks:
 
 1. `embed_images`: photos -> the run's 400-d embeddings, with a `valid`
    flag per photo (unreadable photos are flagged, never fatal);
-2. `ProductHasher`: embeddings -> 256-bit codes with the run's Catalyzer
-   (trained by `grok-tf compress`, see `grok_tf.compression.compress`);
+2. `ProductHasher`: embeddings -> 256-bit codes with one of the run's
+   hashers, the Catalyzer by default (fitted by `grok-tf compress`, see
+   `grok_tf.compression.hashers`);
 3. `build_index` / `search_index`: codes in a
    `grok_tf.search.hash_index.HashIndex` on disk, searched by Hamming
    distance (ties: the item indexed first comes first).
@@ -82,18 +83,23 @@ def read_image_refs(images):
 
 
 class ProductHasher:
-    """A run's image -> 256-bit hash function (trunk, embedding, Catalyzer).
+    """A run's image -> 256-bit hash function (trunk, embedding, hasher).
 
     Args:
         run_dir: a trained and compressed run (`grok-tf train`, then
             `grok-tf compress`).
+        hasher: the name of one of the run's hashers
+            (`grok_tf.compression.hashers`). Defaults to `"catalyzer"`, as
+            in the paper.
         batch_size: images per forward pass.
 
     Attributes:
+        hasher: the run's `Hasher` (e.g. `hashes/catalyzer.keras`).
+        bits: its code length.
         fingerprint: SHA-256 (64 hex digits) of everything the codes depend
-            on: the kind (`"catalyzer"`), the bit count, the input size,
-            the weights of the model (`model.keras`) and of the Catalyzer
-            (`hashes/catalyzer.keras`, written by `grok-tf compress`). See
+            on: the hasher's name, the bit count, the input size, the
+            weights of the model (`model.keras`) and of the hasher
+            (`product_hasher_fingerprint`). See
             `grok_tf.search.hash_index.hasher_fingerprint`: it depends on the
             weight values only, so it is the same in every process and for
             a copy of the run, and changes when the run is retrained or
@@ -107,17 +113,17 @@ class ProductHasher:
     ((2, 32), dtype('uint8'))
     """
 
-    def __init__(self, run_dir, batch_size=64):
-        from grok_tf.compression.compress import load_catalyzer
+    def __init__(self, run_dir, hasher="catalyzer", batch_size=64):
+        from grok_tf.compression.compress import load_hasher
         from grok_tf.run_dir import load_run
 
         self.run_dir = Path(run_dir)
+        self.hasher = load_hasher(run_dir, hasher)  # fails fast on a name
         self.spec, self.model = load_run(run_dir)
-        self.catalyzer = load_catalyzer(run_dir)
-        self.bits = int(self.catalyzer.output.shape[-1])
+        self.bits = self.hasher.bits
         self.batch_size = batch_size
         self.fingerprint = product_hasher_fingerprint(
-            self.model, self.catalyzer, self.spec.model.input_size
+            self.model, self.hasher, self.spec.model.input_size
         )
 
     def hash(self, paths, verbose=0):
@@ -126,8 +132,6 @@ class ProductHasher:
         An unreadable image is flagged `valid=False`; its code is
         meaningless (the hash of a zero embedding).
         """
-        from grok_tf.compression.hashers.catalyzer import catalyzer_codes
-
         embeddings, valid = embed_images(
             self.model,
             paths,
@@ -136,27 +140,29 @@ class ProductHasher:
             verbose,
             self.spec.model.max_image_pixels,
         )
-        return catalyzer_codes(self.catalyzer, embeddings), valid
+        return self.hasher.codes(embeddings), valid
 
 
-def product_hasher_fingerprint(model, catalyzer, input_size):
-    """The fingerprint of images -> `model` embedding -> `catalyzer` codes.
+def product_hasher_fingerprint(model, hasher, input_size):
+    """The fingerprint of images -> `model` embedding -> `hasher` codes.
 
     Args:
         model: the run's GrokNet model.
-        catalyzer: its Catalyzer model.
+        hasher: a fitted `grok_tf.compression.hashers.Hasher`.
         input_size: the square size images are resized to.
 
     Returns:
-        `hasher_fingerprint` of kind `"catalyzer"` over the weights of the
-        model, then of the Catalyzer (`get_weights()`: trainable and
-        non-trainable, e.g. batch-norm statistics, in layer order).
+        `hasher_fingerprint` of kind `hasher.name` over the weights of the
+        model (`get_weights()`: trainable and non-trainable, in layer
+        order), then `hasher.weights()` (for the Catalyzer, its model's
+        `get_weights()`, batch-norm statistics included): the same value
+        as before hashers had a registry.
     """
     model_weights = model.get_weights()
     return hasher_fingerprint(
-        "catalyzer",
-        int(catalyzer.output.shape[-1]),
-        [*model_weights, *catalyzer.get_weights()],
+        hasher.name,
+        hasher.bits,
+        [*model_weights, *hasher.weights()],
         input_size=int(input_size),
         model_weights=len(model_weights),
     )

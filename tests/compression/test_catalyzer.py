@@ -4,8 +4,6 @@ import pytest
 import tensorflow as tf
 
 from grok_tf.compression.binary_codes import hamming_distances
-from grok_tf.compression.hashers.baselines import ITQHasher
-from grok_tf.compression.hashers.baselines import LSHHasher
 from grok_tf.compression.hashers.catalyzer import Catalyzer
 from grok_tf.compression.hashers.catalyzer import CatalyzerLoss
 from grok_tf.compression.hashers.catalyzer import build_catalyzer
@@ -15,9 +13,11 @@ from grok_tf.compression.hashers.catalyzer import default_negative_rank
 from grok_tf.compression.hashers.catalyzer import koleo_loss
 from grok_tf.compression.hashers.catalyzer import koleo_terms
 from grok_tf.compression.hashers.catalyzer import mine_negatives
-from grok_tf.compression.hashers.catalyzer import nearest_neighbors
 from grok_tf.compression.hashers.catalyzer import train_catalyzer
 from grok_tf.compression.hashers.catalyzer import triplet_rank_loss
+from grok_tf.compression.hashers.itq import ITQHasher
+from grok_tf.compression.hashers.lsh import LSHHasher
+from grok_tf.compression.neighbors import nearest_neighbors
 from grok_tf.model.losses.pairwise_double_margin import PerExampleLoss
 from tests.harness import check_config_round_trip
 from tests.harness import check_fit_save_and_replicas
@@ -107,7 +107,17 @@ def test_catalyzer_layer_output_is_unit_norm():
 def test_catalyzer_layer_through_the_harness(tmp_path):
     # synchronized BatchNorm: two replicas then equal one device.
     kwargs = {"bits": 8, "hidden": 16, "synchronized": True, "seed": 1}
-    run_layer_test(Catalyzer, kwargs, (6, 5), (6, 8), tmp_path)
+    run_layer_test(
+        Catalyzer,
+        kwargs,
+        (6, 5),
+        (6, 8),
+        tmp_path,
+        # 2 hidden kernels, 2 x BatchNorm (gamma, beta), output kernel, bias.
+        expected_num_trainable_weights=8,
+        expected_num_non_trainable_weights=4,  # BatchNorm moving stats
+        expected_mixed_precision_dtype="float16",
+    )
 
 
 def test_catalyzer_trainer_fit_save_and_two_replicas(tmp_path):
@@ -137,16 +147,16 @@ def test_catalyzer_trainer_fit_save_and_two_replicas(tmp_path):
         }
 
     y = np.zeros(rows, "float32")
-    check_fit_save_and_replicas(build, compile_kwargs, x, y, tmp_path)
-
-
-def test_nearest_neighbors_match_brute_force():
-    x = np.random.default_rng(9).normal(size=(1500, 3)).astype("float32")
-    distances = ((x[:, None] - x[None]) ** 2).sum(-1)
-    np.fill_diagonal(distances, np.inf)
-    expected = np.argsort(distances, axis=1)[:, :4]
-    np.testing.assert_array_equal(
-        nearest_neighbors(x, x, 4, exclude_self=True), expected
+    check_fit_save_and_replicas(
+        build,
+        compile_kwargs,
+        x,
+        y,
+        tmp_path,
+        # the shared Catalyzer: 2 hidden kernels, 2 x BatchNorm (gamma,
+        # beta), output kernel and bias; its BatchNorm moving statistics.
+        expected_num_trainable_weights=8,
+        expected_num_non_trainable_weights=4,
     )
 
 

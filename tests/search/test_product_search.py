@@ -8,17 +8,19 @@ import pytest
 
 from grok_tf.compression.binary_codes import hamming_distances
 from grok_tf.compression.compress import compress_run
-from grok_tf.compression.compress import load_catalyzer
+from grok_tf.compression.compress import load_hasher
 from grok_tf.compression.compress import load_hashers
+from grok_tf.compression.hashers.catalyzer import CatalyzerHasher
 from grok_tf.compression.hashers.catalyzer import build_catalyzer
 from grok_tf.evaluation.evaluate import evaluate_run
 from grok_tf.inference import embed_images
 from grok_tf.search.hash_index import HashIndex
+from grok_tf.search.hash_index import hasher_fingerprint
 from grok_tf.search.product_search import ProductHasher
 from grok_tf.search.product_search import build_index
 from grok_tf.search.product_search import read_image_refs
 from grok_tf.search.product_search import search_index
-from tests.test_cli import grok_tf
+from tests.helpers import grok_tf
 
 
 def test_read_image_refs_from_a_list_and_a_folder(tmp_path):
@@ -47,10 +49,11 @@ def test_compress_writes_every_hasher(compressed_run):
     assert summary["bits"] == 64 and summary["split"] == "train"
     assert summary["images"] == 264  # train.txt[:10%]
     hashers = load_hashers(compressed_run)
-    assert sorted(hashers) == ["catalyzer", "itq", "lsh"]
+    assert list(hashers) == ["catalyzer", "lsh", "itq"]
+    assert summary["hashers"] == list(hashers)
     x = np.random.default_rng(0).normal(size=(5, 400)).astype("float32")
     for name, hasher in hashers.items():
-        codes = hasher(x)
+        codes = hasher.codes(x)
         assert codes.dtype == np.uint8 and codes.shape == (5, 8), name
 
 
@@ -137,6 +140,14 @@ def test_index_and_search_commands(
     ]
     result = grok_tf("search", "--run", compressed_run, "--index", tmp_path)
     assert result.returncode == 2  # no IMAGE: argparse usage error
+    # The run's ITQ codes are not the Catalyzer codes the index holds.
+    itq = ProductHasher(compressed_run, "itq").fingerprint
+    result = grok_tf(
+        "search", "--run", compressed_run, "--index", index, paths[5],
+        "--hasher", "itq",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert f"not this hasher {itq[:12]}" in result.stderr
 
     # The index records the run's hasher, the same in every process; another
     # run's hasher of the same length is refused, in one line.
@@ -194,6 +205,41 @@ def test_another_runs_hasher_is_refused(
         search_index(hasher, old, query)
 
 
+def test_the_catalyzer_fingerprint_is_the_one_indexes_recorded(
+    compressed_run, hasher
+):
+    """Model weights, then the Catalyzer model's: as before the registry."""
+    catalyzer = load_hasher(compressed_run).model
+    model_weights = hasher.model.get_weights()
+    assert hasher.hasher.name == "catalyzer" and hasher.bits == 64
+    assert hasher.fingerprint == hasher_fingerprint(
+        "catalyzer",
+        64,
+        [*model_weights, *catalyzer.get_weights()],
+        input_size=32,
+        model_weights=len(model_weights),
+    )
+
+
+def test_another_hasher_of_the_run_by_name(
+    compressed_run, hasher, grocery_photos
+):
+    itq = ProductHasher(compressed_run, "itq")
+    assert itq.bits == hasher.bits and itq.fingerprint != hasher.fingerprint
+    assert ProductHasher(compressed_run, "itq").fingerprint == itq.fingerprint
+    photos = grocery_photos[1][:3]
+    embeddings, _ = embed_images(hasher.model, photos, 32)
+    codes, valid = itq.hash(photos)
+    assert valid.all()
+    np.testing.assert_array_equal(
+        codes, load_hasher(compressed_run, "itq").codes(embeddings)
+    )
+    # An index of the Catalyzer's codes refuses the run's ITQ codes.
+    index = HashIndex(hasher.bits, hasher=hasher.fingerprint)
+    with pytest.raises(ValueError, match="not this hasher"):
+        search_index(itq, index, photos[:1])
+
+
 def ranked_by_rule(distances):
     """Item positions by distance, then position: the documented tie rule."""
     return np.lexsort((np.arange(len(distances)), distances))
@@ -248,8 +294,9 @@ def other_run(compressed_run, tmp_path_factory):
     """
     run = tmp_path_factory.mktemp("other") / "run"
     shutil.copytree(compressed_run, run)
-    catalyzer = load_catalyzer(compressed_run)
-    build_catalyzer(
+    catalyzer = load_hasher(compressed_run).model
+    untrained = build_catalyzer(
         catalyzer.input_shape[-1], bits=catalyzer.output_shape[-1], seed=1
-    ).save(run / "hashes/catalyzer.keras")
+    )
+    CatalyzerHasher(model=untrained).save(run / "hashes")
     return run

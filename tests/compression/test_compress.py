@@ -1,0 +1,198 @@
+"""`compress_run` over the registry, with a hasher defined in this file.
+
+Runs on a copy of the small run of tests/fixtures/run_0_1_0 (16-d
+embeddings, 12 training and 6 validation images): seconds, no training.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from grok_tf.compression.compress import compress_run
+from grok_tf.compression.compress import load_hasher
+from grok_tf.compression.compress import load_hashers
+from grok_tf.compression.hashers import Hasher
+from grok_tf.compression.hashers import HasherFitError
+from grok_tf.compression.hashers import hasher_names
+from grok_tf.compression.hashers import register_hasher
+from grok_tf.compression.hashers import unregister_hasher
+from grok_tf.evaluation.evaluate import evaluate_run
+from grok_tf.evaluation.retrieval_metrics import retrieval_metrics
+from grok_tf.inference import predict_split
+from grok_tf.run_dir import load_run
+from grok_tf.search.product_search import ProductHasher
+from grok_tf.serving.export import ServingFunctions
+
+FIXTURE = Path(__file__).parents[1] / "fixtures" / "run_0_1_0"
+
+
+class RotationHasher(Hasher):
+    """A toy hasher from outside grok_tf: a random rotation, then signs."""
+
+    name = "test_rotation"
+    file_name = "test_rotation.npz"
+    encoded = []  # spy: the shape of every batch `codes` encoded
+
+    def __init__(self, bits=256, seed=0):
+        super().__init__(bits, seed)
+        self.rotation = None
+
+    @property
+    def fitted(self):
+        return self.rotation is not None
+
+    def fit(self, embeddings, verbose=0):
+        width = np.shape(embeddings)[1]
+        if self.bits > width:
+            raise HasherFitError(f"a [{width}, {width}] rotation: bits > d")
+        gaussian = np.random.default_rng(self.seed).normal(size=(width,) * 2)
+        self.rotation = np.linalg.qr(gaussian)[0][:, : self.bits]
+        return self
+
+    def codes(self, embeddings):
+        self.check_fitted()
+        x = np.asarray(embeddings, np.float64)
+        RotationHasher.encoded.append(x.shape)
+        return np.packbits(x @ self.rotation > 0, axis=-1, bitorder="little")
+
+    def weights(self):
+        return [self.rotation]
+
+    def save(self, folder):
+        np.savez(self.path(folder), rotation=self.rotation, seed=self.seed)
+        return self.path(folder)
+
+    @classmethod
+    def load(cls, folder):
+        with np.load(cls.path(folder)) as data:
+            hasher = cls(data["rotation"].shape[1], int(data["seed"]))
+            hasher.rotation = data["rotation"]
+        return hasher
+
+
+@pytest.fixture
+def rotation():
+    register_hasher(RotationHasher)
+    RotationHasher.encoded.clear()
+    yield RotationHasher
+    unregister_hasher(RotationHasher.name)
+
+
+@pytest.fixture
+def run(tmp_path):
+    """A copy of the fixture run, its spec path pointed at the copy."""
+    folder = shutil.copytree(FIXTURE, tmp_path / "fixture")
+    info = json.loads((folder / "run/run.json").read_text())
+    info["spec_path"] = str(folder / "spec.yaml")
+    (folder / "run/run.json").write_text(json.dumps(info))
+    return folder / "run"
+
+
+def test_a_registered_hasher_is_fitted_saved_and_evaluated(run, rotation):
+    assert hasher_names()[-1] == "test_rotation"
+    summary = compress_run(
+        run, bits=8, hashers=["lsh", "test_rotation"], verbose=0
+    )
+    assert summary["hashers"] == ["lsh", "test_rotation"]
+    assert summary["skipped"] == {} and summary["images"] == 12
+    written = sorted(p.name for p in (run / "hashes").iterdir())
+    assert written == ["compression.json", "lsh.npz", "test_rotation.npz"]
+    hashers = load_hashers(run)
+    assert list(hashers) == ["lsh", "test_rotation"]
+    toy = hashers["test_rotation"]
+    assert isinstance(toy, RotationHasher) and toy.bits == 8
+
+    RotationHasher.encoded.clear()
+    report = evaluate_run(run)["retrieval"]["product"]
+    # The report's toy column is retrieval with the toy's own codes.
+    spec, model = load_run(run)
+    outputs, labels, _, _ = predict_split(spec, model, "val")
+    keep = labels["product"] >= 0
+    codes = toy.codes(outputs["embedding"][keep])
+    ids = labels["product"][keep]
+    assert RotationHasher.encoded[0] == (6, 16)  # evaluate encoded val
+    assert report["bytes_per_item"] == {
+        "float": 64,
+        "lsh": 1,
+        "test_rotation": 1,
+    }
+    assert report["photo_to_photo"]["test_rotation"] == retrieval_metrics(
+        codes, ids, codes, ids, metric="hamming", exclude_self=True
+    )
+
+    # Product search takes it by name; its fingerprint is its own.
+    by_toy = ProductHasher(run, "test_rotation")
+    by_lsh = ProductHasher(run, "lsh")
+    assert by_toy.hasher.weights()[0].shape == (16, 8)
+    assert by_toy.fingerprint != by_lsh.fingerprint
+    # Serving needs a graph (tf_codes): the toy has none, refused early.
+    with pytest.raises(ValueError, match="test_rotation hasher has no TF"):
+        ServingFunctions(spec, model, toy, {})
+
+
+def test_what_cannot_fit_is_recorded_as_skipped(run, rotation):
+    summary = compress_run(run, bits=32, verbose=0, hashers=hasher_names()[1:])
+    assert summary["hashers"] == ["lsh"]
+    assert summary["skipped"] == {
+        "itq": "ITQ needs bits <= the embedding width: bits=32 > d=16 "
+        "(PCA has at most d directions)",
+        "test_rotation": "a [16, 16] rotation: bits > d",
+    }
+    written = json.loads((run / "hashes/compression.json").read_text())
+    assert written == summary
+    assert list(load_hashers(run)) == ["lsh"]
+    with pytest.raises(FileNotFoundError) as error:
+        load_hasher(run, "itq")
+    assert str(error.value) == (
+        f"{run}/hashes/itq.npz not found: `grok-tf compress` skipped the "
+        "itq hasher (ITQ needs bits <= the embedding width: bits=32 > d=16 "
+        "(PCA has at most d directions))"
+    )
+    with pytest.raises(FileNotFoundError, match="compress --run .* first"):
+        load_hasher(run, "catalyzer")  # replaced by this compression
+
+
+def test_every_registered_hasher_is_fitted_by_default(run, rotation):
+    options = {"catalyzer": {"hidden": 16, "k_pos": 2, "k_neg": 3}}
+    summary = compress_run(run, bits=8, epochs=1, verbose=0, options=options)
+    assert summary["hashers"] == hasher_names()
+    hashers = load_hashers(run)
+    assert list(hashers) == hasher_names()
+    catalyzer = hashers["catalyzer"].model
+    assert catalyzer.get_layer("mlp").hidden == 16  # options reached it
+
+
+def test_bad_names_and_options_fail_before_any_work(run):
+    hashes = run / "hashes"
+    before = sorted(p.name for p in hashes.iterdir())
+    with pytest.raises(ValueError, match="unknown hasher 'nope': registered"):
+        compress_run(run, hashers=["lsh", "nope"])
+    with pytest.raises(ValueError, match="options given for itq, not among"):
+        compress_run(run, hashers=["lsh"], options={"itq": {}})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'bad'"):
+        compress_run(run, options={"lsh": {"bad": 1}})
+    assert sorted(p.name for p in hashes.iterdir()) == before
+    with pytest.raises(ValueError, match="unknown hasher 'nope'"):
+        ProductHasher(run, "nope")
+
+
+def test_any_hasher_with_a_graph_can_be_served(run, tmp_path):
+    """`export_run(..., hasher="lsh")`: the SavedModel's hash is LSH's."""
+    from grok_tf.serving.export import export_run
+
+    version = export_run(run, tmp_path / "models/toy", hasher="lsh")
+    loaded = tf.saved_model.load(str(version))
+    image = (run.parent / "data/images/val.txt_red_0.jpg").read_bytes()
+    served = loaded.signatures["serving_default"](
+        image_bytes=tf.constant([image])
+    )
+    lsh = load_hasher(run, "lsh")
+    np.testing.assert_array_equal(
+        served["hash"].numpy(), lsh.codes(served["embedding"].numpy())
+    )
+    expected = np.load(run.parent / "expected.npz")
+    assert not np.array_equal(served["hash"], expected["served_hash"])
