@@ -1,6 +1,7 @@
-"""Tests of grok_tf.data.synthetic.catalog, the embedded default dataset."""
+"""Tests of grok_tf.data.synthetic, the embedded default dataset."""
 
 import dataclasses
+import doctest
 import json
 from pathlib import Path
 
@@ -8,9 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from grok_tf.data.synthetic import catalog as sc
-from grok_tf.data.synthetic.catalog import CatalogConfig
+from grok_tf.data.synthetic import catalog
+from grok_tf.data.synthetic import config as config_module
+from grok_tf.data.synthetic import vocabulary
+from grok_tf.data.synthetic.catalog import CATALOG_VERSION
 from grok_tf.data.synthetic.catalog import generate_synthetic_catalog
+from grok_tf.data.synthetic.config import CatalogConfig
 
 SMALL = CatalogConfig(
     seed=1,
@@ -87,7 +91,7 @@ def test_layout_and_catalog_json(small):
     for name in ("train.txt", "val.txt", "README.txt", "catalog.json"):
         assert (small / name).is_file()
     info = json.loads((small / "catalog.json").read_text())
-    assert info["version"] == sc.CATALOG_VERSION
+    assert info["version"] == CATALOG_VERSION
     assert info["config"] == dataclasses.asdict(SMALL)
     counts = info["counts"]
     assert counts["train"] == 24 * 3 and counts["val"] == 24
@@ -226,7 +230,7 @@ def test_empty_folder_and_missing_parents_are_fine(tmp_path):
 
 def test_crash_leaves_no_partial_catalogue(tmp_path, monkeypatch):
     calls = []
-    render = sc._render_photo
+    render = catalog.render_photo
 
     def failing(*args, **kwargs):
         calls.append(1)
@@ -234,11 +238,11 @@ def test_crash_leaves_no_partial_catalogue(tmp_path, monkeypatch):
             raise RuntimeError("disk on fire")
         return render(*args, **kwargs)
 
-    monkeypatch.setattr(sc, "_render_photo", failing)
+    monkeypatch.setattr(catalog, "render_photo", failing)
     with pytest.raises(RuntimeError, match="disk on fire"):
         generate_synthetic_catalog(tmp_path / "catalog", SMALL)
     assert list(tmp_path.iterdir()) == []
-    monkeypatch.setattr(sc, "_render_photo", render)
+    monkeypatch.setattr(catalog, "render_photo", render)
     root = generate_synthetic_catalog(tmp_path / "catalog", SMALL)
     assert [p.name for p in tmp_path.iterdir()] == ["catalog"]
     assert len(list((root / "images").iterdir())) == 96
@@ -314,3 +318,9 @@ def test_incomplete_catalogue_is_not_returned(tmp_path):
     (root / "train.txt").unlink()
     with pytest.raises(FileExistsError, match="incomplete"):
         generate_synthetic_catalog(root, tiny)
+
+
+@pytest.mark.parametrize("module", [config_module, vocabulary])
+def test_docstring_examples(module):
+    result = doctest.testmod(module)
+    assert result.attempted > 0 and result.failed == 0

@@ -1,11 +1,22 @@
 """The embedded default dataset: a synthetic product catalogue.
 
+`config` (`CatalogConfig`), `vocabulary` (names, queries, products),
+`render` (one photo of a product) and `catalog` (the files on disk,
+`generate_synthetic_catalog`).
+
 Example:
 
 >>> root = generate_synthetic_catalog("/tmp/catalog")  # doctest: +SKIP
 """
 
-from grok_tf.data.synthetic.catalog import CatalogConfig
+from grok_tf.data.synthetic.catalog import CATALOG_VERSION
 from grok_tf.data.synthetic.catalog import generate_synthetic_catalog
+from grok_tf.data.synthetic.config import CatalogConfig
+from grok_tf.data.synthetic.vocabulary import VOCABULARY_FILES
 
-__all__ = ["CatalogConfig", "generate_synthetic_catalog"]
+__all__ = [
+    "CATALOG_VERSION",
+    "VOCABULARY_FILES",
+    "CatalogConfig",
+    "generate_synthetic_catalog",
+]

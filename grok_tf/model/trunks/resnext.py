@@ -21,6 +21,8 @@ from collections.abc import Sequence
 
 import keras
 
+from grok_tf.model.trunks.registry import register_trunk
+
 #: ImageNet RGB mean on the [0, 255] scale (torchvision's 0.485, 0.456, 0.406).
 IMAGENET_MEAN_255 = (0.485 * 255.0, 0.456 * 255.0, 0.406 * 255.0)
 #: ImageNet RGB std on the [0, 255] scale (torchvision's 0.229, 0.224, 0.225).
@@ -246,6 +248,7 @@ def resnext50_32x4d(
     )
 
 
+@register_trunk("resnext101_32x4d")
 def resnext101_32x4d(
     input_shape=(224, 224, 3), include_top=False, classes=1000, **kwargs
 ):

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 
 import keras
 
+from grok_tf.model.trunks.registry import register_trunk
 from grok_tf.model.trunks.resnext import imagenet_normalization
 
 #: Default stage widths; the last one is the trunk's output width.
@@ -43,6 +44,7 @@ DEFAULT_DEPTHS = (1, 2, 2, 2, 1)
 BN_MOMENTUM = 0.9
 
 
+@register_trunk("small_cnn")
 def small_cnn(
     input_shape: tuple[int, int, int] = (64, 64, 3),
     widths: Sequence[int] = DEFAULT_WIDTHS,

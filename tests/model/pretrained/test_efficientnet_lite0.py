@@ -28,8 +28,8 @@ from grok_tf.model.pretrained.efficientnet_lite0 import torch_module_name
 from grok_tf.model.pretrained.torch_checkpoint import load_torch_state_dict
 from grok_tf.model.trunks.efficientnet_lite import BLOCKS
 from grok_tf.model.trunks.efficientnet_lite import efficientnet_lite0_classifier
-from tests.model.pretrained.test_torch_checkpoint import tensor
-from tests.model.pretrained.test_torch_checkpoint import write_legacy_checkpoint
+from tests.helpers import tensor
+from tests.helpers import write_legacy_checkpoint
 
 PHOTOS_PER_PRODUCT = 25
 

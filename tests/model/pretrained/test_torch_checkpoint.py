@@ -1,24 +1,18 @@
 """Tests of the PyTorch checkpoint reader (no PyTorch needed).
 
-Checkpoints are written here without torch: `write_legacy_checkpoint` and
-`write_zip_checkpoint` emit what `torch.save` writes (legacy format and
-zip format) for tensors described by `FakeTensor` / `FakeStorage`, using
-the pure-Python pickler so that references to `torch._utils` and
-`torch.FloatStorage` can be written without importing torch.
-
-Hostile checkpoints are written the same way: `system_call` pickles as
-``os.system("touch <marker>")`` (harmless, and visible if it ever runs),
-`RawPickle` inserts hand-written opcodes, and the writers can replace any
-of the five legacy pickles or fake a storage's declared size.
+Checkpoints are written without torch by `tests.helpers`:
+`write_legacy_checkpoint` and `write_zip_checkpoint` emit what `torch.save`
+writes (legacy and zip format) for `FakeTensor` / `FakeStorage` tensors;
+hostile ones use `system_call` (``os.system("touch <marker>")``, visible if
+it ever runs), `RawPickle` (hand-written opcodes), `Reduced` (any
+`func(*args)`) and the writers' `replace` / declared `numel`.
 """
 
 import collections
-import io
 import os
 import pickle
 import pickletools
 import shlex
-import struct
 import zipfile
 
 import numpy as np
@@ -32,187 +26,16 @@ from grok_tf.model.pretrained.torch_checkpoint import CheckpointError
 from grok_tf.model.pretrained.torch_checkpoint import RefusedGlobalError
 from grok_tf.model.pretrained.torch_checkpoint import load_torch_checkpoint
 from grok_tf.model.pretrained.torch_checkpoint import load_torch_state_dict
-
-#: numpy dtype -> PyTorch storage class name.
-STORAGE_NAMES = {
-    np.dtype("float64"): "DoubleStorage",
-    np.dtype("float32"): "FloatStorage",
-    np.dtype("float16"): "HalfStorage",
-    np.dtype("int64"): "LongStorage",
-    np.dtype("int32"): "IntStorage",
-    np.dtype("int16"): "ShortStorage",
-    np.dtype("int8"): "CharStorage",
-    np.dtype("uint8"): "ByteStorage",
-    np.dtype("bool"): "BoolStorage",
-}
-
-
-class TorchGlobal:
-    """A reference to a torch global, pickled as a GLOBAL opcode."""
-
-    def __init__(self, module, name):
-        self.module = module
-        self.name = name
-
-    def __call__(self, *args):  # pickle requires reduce functions callable
-        raise NotImplementedError
-
-
-class _Reduced:
-    """An object pickled as `func(*args)`."""
-
-    def __init__(self, func, args):
-        self.func = func
-        self.args = args
-
-    def __reduce__(self):
-        return self.func, self.args
-
-
-class RawPickle:
-    """Opcodes written as they are; they must push exactly one object."""
-
-    def __init__(self, ops):
-        self.ops = ops
-
-
-def system_call(marker):
-    """Pickles as ``os.system("touch <marker>")``: `marker` shows a run."""
-    command = f"touch {shlex.quote(str(marker))}"
-    return _Reduced(TorchGlobal("os", "system"), (command,))
-
-
-class FakeStorage:
-    """A flat storage: `data` (1-D array), its key and its type name.
-
-    `numel` is the element count the checkpoint declares (default: the
-    size of `data`); a different value fakes a lying checkpoint.
-    """
-
-    def __init__(self, key, data, type_name=None, numel=None):
-        self.key = key
-        self.data = np.ascontiguousarray(data).ravel()
-        self.type_name = type_name or STORAGE_NAMES[self.data.dtype]
-        self.numel = self.data.size if numel is None else numel
-
-
-class FakeTensor:
-    """A tensor as `torch.save` pickles it: a view of a storage."""
-
-    def __init__(self, storage, offset, size, stride, view=None):
-        self.storage = storage
-        self.offset = offset
-        self.size = tuple(size)
-        self.stride = tuple(stride)
-        self.view = view  # legacy view_metadata (view_key, offset, numel)
-
-    def __reduce__(self):
-        args = (
-            self.storage if self.view is None else (self.storage, self.view),
-            self.offset,
-            self.size,
-            self.stride,
-            False,
-            collections.OrderedDict(),
-        )
-        return TorchGlobal("torch._utils", "_rebuild_tensor_v2"), args
-
-
-def tensor(array, key):
-    """A FakeTensor owning a fresh contiguous storage holding `array`."""
-    array = np.asarray(array)
-    strides = tuple(s // array.itemsize for s in array.strides)
-    storage = FakeStorage(key, array)
-    return FakeTensor(storage, 0, array.shape, strides)
-
-
-class _TorchPickler(pickle._Pickler):
-    """Pickles `TorchGlobal` as GLOBAL and storages by persistent id."""
-
-    dispatch = dict(pickle._Pickler.dispatch)
-
-    def __init__(self, file, legacy):
-        super().__init__(file, protocol=2)
-        self.legacy = legacy
-        self.storages = {}
-
-    def save_torch_global(self, obj):
-        self.write(pickle.GLOBAL + f"{obj.module}\n{obj.name}\n".encode())
-        self.memoize(obj)
-
-    dispatch[TorchGlobal] = save_torch_global
-
-    def save_raw(self, obj):
-        self.write(obj.ops)
-
-    dispatch[RawPickle] = save_raw
-
-    def persistent_id(self, obj):
-        view = None
-        is_view = isinstance(obj, tuple) and len(obj) == 2
-        if is_view and isinstance(obj[0], FakeStorage):
-            obj, view = obj
-        if not isinstance(obj, FakeStorage):
-            return None
-        self.storages[obj.key] = obj
-        pid = (
-            "storage",
-            TorchGlobal("torch", obj.type_name),
-            obj.key,
-            "cpu",
-            obj.numel,
-        )
-        return pid + (view,) if self.legacy else pid
-
-
-#: The five pickles of a legacy checkpoint, in file order.
-LEGACY_PICKLES = ("magic", "protocol", "sys_info", "object", "keys")
-
-
-def write_legacy_checkpoint(path, obj, replace=None):
-    """Writes `obj` (FakeTensors in dicts / lists) like legacy torch.save.
-
-    `replace` maps names of `LEGACY_PICKLES` to objects pickled instead.
-    """
-    replace = replace or {}
-    sys_info = {
-        "protocol_version": 1001,
-        "little_endian": True,
-        "type_sizes": {"short": 2, "int": 4, "long": 4},
-    }
-    with open(path, "wb") as file:
-
-        def dump(name, value):
-            pickler = _TorchPickler(file, legacy=True)
-            pickler.dump(replace.get(name, value))
-            return pickler
-
-        dump("magic", LEGACY_MAGIC_NUMBER)
-        dump("protocol", 1001)
-        dump("sys_info", sys_info)
-        storages = dump("object", obj).storages
-        keys = sorted(storages)
-        dump("keys", keys)
-        for key in keys:
-            storage = storages[key]
-            data = storage.data
-            file.write(struct.pack("<q", storage.numel))
-            file.write(data.astype(data.dtype.newbyteorder("<")).tobytes())
-
-
-def write_zip_checkpoint(
-    path, obj, archive="archive", compression=zipfile.ZIP_STORED
-):
-    """Writes `obj` like `torch.save` of torch >= 1.6 (zip format)."""
-    buffer = io.BytesIO()
-    pickler = _TorchPickler(buffer, legacy=False)
-    pickler.dump(obj)
-    with zipfile.ZipFile(path, "w", compression) as zf:
-        zf.writestr(f"{archive}/data.pkl", buffer.getvalue())
-        zf.writestr(f"{archive}/byteorder", "little")
-        for key, storage in pickler.storages.items():
-            zf.writestr(f"{archive}/data/{key}", storage.data.tobytes())
-        zf.writestr(f"{archive}/version", "3\n")
+from tests.helpers import LEGACY_PICKLES
+from tests.helpers import FakeStorage
+from tests.helpers import FakeTensor
+from tests.helpers import RawPickle
+from tests.helpers import Reduced
+from tests.helpers import TorchGlobal
+from tests.helpers import system_call
+from tests.helpers import tensor
+from tests.helpers import write_legacy_checkpoint
+from tests.helpers import write_zip_checkpoint
 
 
 def mixed_state():
@@ -315,7 +138,7 @@ def test_bfloat16_is_widened_to_float32(tmp_path):
 
 def test_nested_checkpoint_and_parameter_wrapper(tmp_path):
     weight = tensor(np.float32([1, 2]), "0")
-    parameter = _Reduced(
+    parameter = Reduced(
         TorchGlobal("torch._utils", "_rebuild_parameter"),
         (weight, True, collections.OrderedDict()),
     )
@@ -331,7 +154,7 @@ def test_nested_checkpoint_and_parameter_wrapper(tmp_path):
 
 
 def test_arbitrary_globals_are_refused(tmp_path):
-    evil = _Reduced(TorchGlobal("os", "system"), ("echo pwned",))
+    evil = Reduced(TorchGlobal("os", "system"), ("echo pwned",))
     path = tmp_path / "evil.pth"
     write_legacy_checkpoint(path, {"w": evil})
     with pytest.raises(pickle.UnpicklingError, match="'os.system'"):
@@ -456,7 +279,7 @@ def test_stack_global_code_is_refused_before_running(tmp_path):
     marker = tmp_path / "MARKER"
     command = f"touch {shlex.quote(str(marker))}"
     path = tmp_path / "evil.pth"
-    path.write_bytes(pickle.dumps(_Reduced(os.system, (command,)), 4))
+    path.write_bytes(pickle.dumps(Reduced(os.system, (command,)), 4))
     message = assert_refused(path, error=RefusedGlobalError)
     assert f"'{os.system.__module__}.system'" in message
     assert not marker.exists()
@@ -798,7 +621,7 @@ def legacy(obj, replace=None):
 
 def rebuild(*args):
     """A `_rebuild_tensor_v2(*args)` call in a checkpoint."""
-    return _Reduced(TorchGlobal("torch._utils", "_rebuild_tensor_v2"), args)
+    return Reduced(TorchGlobal("torch._utils", "_rebuild_tensor_v2"), args)
 
 
 @pytest.mark.parametrize(
@@ -807,8 +630,8 @@ def rebuild(*args):
         two_pickles,
         legacy({"w": weight()}, replace={"keys": 7}),
         legacy({"w": weight()}, replace={"sys_info": RawPickle(b"\xff")}),
-        legacy({"x": _Reduced(TorchGlobal("torch", "FloatStorage"), (3,))}),
-        legacy({"x": _Reduced(TorchGlobal("torch", "Tensor"), ())}),
+        legacy({"x": Reduced(TorchGlobal("torch", "FloatStorage"), (3,))}),
+        legacy({"x": Reduced(TorchGlobal("torch", "Tensor"), ())}),
         legacy({"x": RawPickle(b"\x80\x07" + pickle.NONE)}),
         legacy({"x": RawPickle(pickle.LONG_BINGET + b"\xff\xff\x00\x00")}),
         legacy({"x": rebuild([1], 0, (1,), (1,))}),

@@ -13,8 +13,8 @@ from grok_tf.model.trunks import build_trunk
 from grok_tf.model.trunks.efficientnet_lite import BLOCKS
 from grok_tf.model.trunks.efficientnet_lite import efficientnet_lite0_classifier
 from grok_tf.model.trunks.efficientnet_lite import efficientnet_lite0_trunk
-from tests.model.trunks.test_trunks import images
-from tests.model.trunks.test_trunks import n_trainable
+from tests.helpers import images
+from tests.helpers import n_trainable
 
 _CACHE = {}
 

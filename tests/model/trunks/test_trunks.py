@@ -7,20 +7,22 @@ trainable parameters: conv kernels, BN gamma / beta, classifier), ResNet-50
 1000-class top).
 """
 
-import math
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
 from grok_tf.model.trunks import TRUNK_BUILDERS
-from grok_tf.model.trunks import TRUNKS
 from grok_tf.model.trunks import CaffePreprocessing
 from grok_tf.model.trunks import build_trunk
+from grok_tf.model.trunks import register_trunk
+from grok_tf.model.trunks import trunk_names
+from grok_tf.model.trunks import unregister_trunk
 from grok_tf.model.trunks.resnext import IMAGENET_MEAN_255
 from grok_tf.model.trunks.resnext import resnext50_32x4d
 from grok_tf.model.trunks.resnext import resnext101_32x4d
+from tests.helpers import images
+from tests.helpers import n_trainable
 
 WIDTHS = {
     "resnext101_32x4d": 2048,
@@ -41,33 +43,21 @@ def trunk(name, size):
     return _CACHE[key]
 
 
-def images(batch, height, width, seed=0):
-    """Random float32 RGB images in [0, 255]."""
-    rng = np.random.default_rng(seed)
-    return rng.uniform(0, 255, (batch, height, width, 3)).astype("float32")
-
-
-def n_trainable(model):
-    """Trainable parameters (what timm / torchvision report)."""
-    return sum(math.prod(w.shape) for w in model.trainable_weights)
-
-
 def test_trunk_names():
-    assert set(TRUNKS) == {
+    assert set(trunk_names()) == {
         "resnext101_32x4d",
         "resnet50",
         "efficientnetv2b0",
         "small_cnn",
         "efficientnet_lite0",
     }
-    assert isinstance(TRUNKS, tuple)
-    assert tuple(TRUNK_BUILDERS) == TRUNKS
+    assert trunk_names() == tuple(TRUNK_BUILDERS)
 
 
 def test_unknown_trunk_lists_accepted_names():
     with pytest.raises(ValueError, match="resnet9000") as info:
         build_trunk("resnet9000", (64, 64, 3))
-    for name in TRUNKS:
+    for name in trunk_names():
         assert name in str(info.value)
 
 
@@ -108,7 +98,7 @@ def test_imagenet_download_failure_is_explained(monkeypatch):
     assert "URL fetch failure" in message
 
 
-@pytest.mark.parametrize("name", TRUNKS)
+@pytest.mark.parametrize("name", trunk_names())
 @pytest.mark.parametrize("size, spatial", [(64, 2), (75, 3)])
 def test_output_shape(name, size, spatial):
     model = trunk(name, size)
@@ -304,3 +294,53 @@ def test_small_cnn_learns_texture():
     model.fit(x_train, y_train, batch_size=32, epochs=4, verbose=0)
     _, accuracy = model.evaluate(x_test, y_test, verbose=0)
     assert accuracy > 0.75  # chance is 1/3; typically ~0.9
+
+
+def tiny_trunk(input_shape, weights=None):
+    image = keras.Input(input_shape)
+    x = keras.layers.Conv2D(8, 3, strides=8, padding="same")(image)
+    return keras.Model(image, x, name="tiny")
+
+
+@pytest.fixture
+def tiny_registered():
+    register_trunk("tiny")(tiny_trunk)
+    yield
+    unregister_trunk("tiny")
+
+
+def test_registered_trunk_is_a_spec_choice_and_builds_groknet(
+    tiny_registered, tmp_path
+):
+    from grok_tf.data.sources import resolve_vocabularies
+    from grok_tf.model import build_groknet
+    from grok_tf.spec import load_spec
+    from tests.helpers import make_colour_dataset
+    from tests.helpers import write_spec
+
+    raw = make_colour_dataset(tmp_path / "data")
+    raw["model"] = {"trunk": "tiny", "input_size": 32, "embedding_size": 8}
+    spec = resolve_vocabularies(load_spec(write_spec(tmp_path, raw)))
+    model = build_groknet(spec)
+    assert model.get_layer("tiny").output.shape[-1] == 8
+    assert model.output["embedding"].shape == (None, 8)
+
+
+def test_register_trunk_refuses_a_taken_name(tiny_registered):
+    with pytest.raises(ValueError, match="'small_cnn' is already registered"):
+        register_trunk("small_cnn")(tiny_trunk)
+    assert TRUNK_BUILDERS["small_cnn"] is not tiny_trunk
+
+
+def test_unknown_trunk_in_a_spec_lists_registered_names(
+    tiny_registered, tmp_path
+):
+    from grok_tf.errors import SpecError
+    from grok_tf.spec import load_spec
+    from tests.helpers import make_colour_dataset
+    from tests.helpers import write_spec
+
+    raw = make_colour_dataset(tmp_path / "data")
+    raw["model"]["trunk"] = "tinny"
+    with pytest.raises(SpecError, match="unknown trunk 'tinny'.*tiny"):
+        load_spec(write_spec(tmp_path, raw))
