@@ -15,7 +15,7 @@ the `grok-tf` command. Importing `grok_tf` is light: TensorFlow loads when a
 public name below is first used.
 """
 
-import importlib
+from grok_tf.lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -33,8 +33,8 @@ _PUBLIC = {
     "evaluate_run": "grok_tf.evaluation",
     "generate_synthetic_catalog": "grok_tf.data.synthetic",
     "mine_query_tags": "grok_tf.data.query_mining",
-    "Catalyzer": "grok_tf.compression.hashers.catalyzer",
-    "train_catalyzer": "grok_tf.compression.hashers.catalyzer",
+    "Catalyzer": "grok_tf.compression.hashers.catalyzer.layer",
+    "train_catalyzer": "grok_tf.compression.hashers.catalyzer.training",
     "compress_run": "grok_tf.compression",
     "pack_bits": "grok_tf.compression.binary_codes",
     "HashIndex": "grok_tf.search",
@@ -49,7 +49,4 @@ _PUBLIC = {
 __all__ = [*_PUBLIC, "__version__"]
 
 
-def __getattr__(name):
-    if name in _PUBLIC:
-        return getattr(importlib.import_module(_PUBLIC[name]), name)
-    raise AttributeError(f"module 'grok_tf' has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)

@@ -1,59 +1,32 @@
-"""Evaluation of a trained run: per-head top-1 and mAP, and retrieval.
+"""Evaluation of a trained run: each head's metric, and retrieval.
 
-Softmax and ArcFace heads report top-1 accuracy over the images that have a
-label for the head; multi-label heads report mAP, the mean over classes
-(with at least one positive) of the average precision of the head's softmax
-scores. Id heads (ArcFace, pairwise) also report retrieval with the
-embedding: Recall@1/5/10 and mAP@R, photo -> photo and photo -> catalogue,
-with the float embedding and, once the run is compressed (`grok-tf
-compress`), with its Catalyzer, LSH and ITQ hashes side by side.
+Each head reports its type's metric (`HeadType.evaluation_metric`,
+`grok_tf.model.heads`) over the images that have a label for it: top-1
+accuracy for one-label heads (softmax, ArcFace), mAP for multi-label heads
+(the mean over classes with at least one positive of the average precision
+of the head's probabilities). Id heads (`HeadType.identity`: ArcFace,
+pairwise) also report retrieval with the embedding: Recall@1/5/10 and
+mAP@R, photo -> photo and photo -> catalogue, with the float embedding
+and, once the run is compressed (`grok-tf compress`), with its Catalyzer,
+LSH and ITQ hashes side by side.
 """
 
 import numpy as np
-from sklearn.metrics import average_precision_score
 
 from grok_tf.data.sources import read_catalogue
+from grok_tf.evaluation.classification_metrics import mean_average_precision
+from grok_tf.evaluation.classification_metrics import top1_accuracy
 from grok_tf.evaluation.retrieval_metrics import retrieval_metrics
 from grok_tf.inference import predict
 from grok_tf.inference import predict_split
-from grok_tf.model.heads import head_logits
 from grok_tf.run_dir import load_run
-from grok_tf.spec.schema import ID_HEAD_TYPES
 
-
-def top1_accuracy(logits, labels, weights):
-    """Top-1 accuracy over rows with weight > 0 (None when there are none).
-
-    >>> top1_accuracy(np.eye(3), np.array([0, 2, -1]), np.array([1, 1, 0]))
-    0.5
-    """
-    keep = weights > 0
-    if not keep.any():
-        return None
-    return float(np.mean(np.argmax(logits[keep], -1) == labels[keep]))
-
-
-def mean_average_precision(scores, multi_hot, weights):
-    """Macro mAP over classes that have a positive among weighted rows.
-
-    >>> y = np.array([[1, 0], [0, 1], [1, 0]])
-    >>> s = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])
-    >>> round(mean_average_precision(s, y, np.ones(3)), 4)
-    0.9167
-    """
-    keep = weights > 0
-    y, s = multi_hot[keep], scores[keep]
-    present = y.sum(0) > 0
-    if not present.any():
-        return None
-    return float(
-        np.mean(
-            [
-                average_precision_score(y[:, c], s[:, c])
-                for c in np.flatnonzero(present)
-            ]
-        )
-    )
+__all__ = [
+    "evaluate_run",
+    "mean_average_precision",
+    "retrieval_report",
+    "top1_accuracy",
+]
 
 
 def retrieval_report(spec, model, outputs, labels, batch_size=64, hashers=None):
@@ -68,15 +41,15 @@ def retrieval_report(spec, model, outputs, labels, batch_size=64, hashers=None):
     (ArcFace and pairwise on one product id) gets `{"same_as": that head}`.
 
     Args:
-        hashers: optional `name -> fn(float [N, d]) -> uint8 codes`
+        hashers: optional `name -> Hasher` whose `codes` give uint8 codes
             (`grok_tf.compression.compress.load_hashers`).
     """
     representations = {"float": (lambda x: x, "cosine")}
     for name, hasher in (hashers or {}).items():
-        representations[name] = (hasher, "hamming")
+        representations[name] = (hasher.codes, "hamming")
     report = {}
     for head in spec.heads:
-        if head.type not in ID_HEAD_TYPES:
+        if not head.kind.identity:
             continue
         ids = labels[head.name]
         twin = next(
@@ -154,18 +127,12 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
     )
     heads = {}
     for head in spec.heads:
-        if head.name not in outputs:  # pairwise: a training loss only
+        if head.name not in outputs:  # a training-only head (pairwise)
             continue
         w = weights[head.name]
-        if head.multilabel:
-            scores = _softmax(head_logits(head, outputs[head.name]))
-            value = mean_average_precision(scores, labels[head.name], w)
-            metric = "mAP"
-            chance = _prevalence(labels[head.name][w > 0])
-        else:
-            value = top1_accuracy(outputs[head.name], labels[head.name], w)
-            metric = "top1"
-            chance = 1.0 / head.num_classes
+        metric, value, chance = head.kind.evaluation_metric(
+            head, outputs[head.name], labels[head.name], w
+        )
         heads[head.name] = {
             "type": head.type,
             "metric": metric,
@@ -183,15 +150,3 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
         ),
         "corrupt_images": log.summary(),
     }
-
-
-def _prevalence(multi_hot):
-    """Mean frequency of the present classes: the mAP of a random ranking."""
-    present = multi_hot.sum(0) > 0
-    return float(multi_hot[:, present].mean()) if present.any() else None
-
-
-def _softmax(logits):
-    z = logits - logits.max(-1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(-1, keepdims=True)

@@ -7,6 +7,9 @@
            -> Dense(C -> embedding_size) -> L2 normalisation -> `embedding`
                 -> ArcFace heads: cosines to class centres
 
+Each head's layers come from its type (`HeadType.output`,
+`grok_tf.model.heads`); a training-only type (pairwise) adds none here.
+
 `build_groknet` returns the full model, whose outputs are a dict: every
 head's logits under the head's name, `features` and `embedding`. Training
 uses `training_model`, the same layers with only the outputs that carry a
@@ -16,7 +19,6 @@ is built by `grok_tf.training.training_model`.
 
 import keras
 
-from grok_tf.model.heads import head_output
 from grok_tf.model.layers import GeMPooling
 from grok_tf.model.trunks import build_trunk
 
@@ -54,7 +56,7 @@ def build_groknet(spec):
     )(projection)
     outputs = {}
     for head in spec.heads:
-        output = head_output(head, features, embedding)
+        output = head.kind.output(head, features, embedding)
         if output is not None:
             outputs[head.name] = output
     outputs["embedding"] = embedding

@@ -10,8 +10,9 @@ for every image of a batch:
   `[N, k]`: the k most probable classes by calibrated probability (ties,
   where an isotonic map is flat, broken by the model's own scores);
 - `embedding` float32 `[N, 400]`, the L2-normalised product embedding;
-- `hash` uint8 `[N, 32]`, the 256-bit Catalyzer hash packed as faiss packs
-  it (`grok_tf.compression.binary_codes`);
+- `hash` uint8 `[N, 32]`, the 256-bit hash of the run's hasher (the
+  Catalyzer unless `export_run(..., hasher=...)` names another), packed as
+  faiss packs it (`grok_tf.compression.binary_codes`);
 - `valid` bool `[N]`: false for an image that could not be decoded; its
   other outputs are zeros (labels empty) and the rest of the batch is
   unaffected.
@@ -37,13 +38,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from grok_tf.calibration.calibrate import IsotonicCalibration
-from grok_tf.compression.binary_codes import pack_bits
-from grok_tf.compression.binary_codes import sign_bits
+from grok_tf.calibration.layer import IsotonicCalibration
 from grok_tf.data.images import ImageDecoder
 from grok_tf.data.images import resize_for_eval
 from grok_tf.io.atomic_files import integer_version
-from grok_tf.model.heads import head_probabilities
 
 IMAGE_BYTES = "image_bytes"
 IMAGES = "images"
@@ -57,24 +55,30 @@ class ServingFunctions:
     Args:
         spec: the run's resolved `Spec` (heads, vocabularies, input size).
         model: the GrokNet inference model (`grok_tf.run_dir.load_run`).
-        catalyzer: the trained Catalyzer (`grok_tf.compression.compress`).
+        hasher: a fitted `Hasher` with `tf_codes`, e.g. the Catalyzer
+            (`grok_tf.compression.compress.load_hasher`).
         tables: head name -> `CalibrationTable` (`load_calibration`).
         top_k: labels returned per head (clipped to the head's classes).
 
     Example:
 
-    >>> functions = ServingFunctions(spec, model, catalyzer, tables)
+    >>> functions = ServingFunctions(spec, model, hasher, tables)
     ... # doctest: +SKIP
     >>> functions.from_bytes(tf.constant([jpeg_bytes]))["valid"]
     ... # doctest: +SKIP
     <tf.Tensor: shape=(1,), dtype=bool, numpy=array([ True])>
     """
 
-    def __init__(self, spec, model, catalyzer, tables, top_k=5):
+    def __init__(self, spec, model, hasher, tables, top_k=5):
         self.spec = spec
         self.model = model
-        self.catalyzer = catalyzer
-        self.heads = [h for h in spec.heads if h.type != "pairwise"]
+        if not hasher.servable:
+            raise ValueError(
+                f"the {hasher.name} hasher has no TF graph (tf_codes): it "
+                "cannot be served in the SavedModel"
+            )
+        self.hasher = hasher
+        self.heads = [h for h in spec.heads if h.kind.served]
         missing = [h.name for h in self.heads if h.name not in tables]
         if missing:
             raise ValueError(
@@ -93,7 +97,11 @@ class ServingFunctions:
 
     def trackables(self):
         """The Keras objects an `ExportArchive` must track."""
-        return [self.model, self.catalyzer, *self.calibrators.values()]
+        return [
+            self.model,
+            *self.hasher.trackables(),
+            *self.calibrators.values(),
+        ]
 
     def from_bytes(self, image_bytes):
         """`serving_default`: encoded images -> outputs (see the module)."""
@@ -141,7 +149,7 @@ class ServingFunctions:
         raw = {name: value[:count] for name, value in raw.items()}
         outputs = {}
         for head in self.heads:
-            probabilities = head_probabilities(head, raw[head.name])
+            probabilities = head.kind.probabilities(head, raw[head.name])
             calibrated = self.calibrators[head.name](probabilities)
             top = top_k_calibrated(
                 calibrated, probabilities, self.top_k[head.name]
@@ -156,7 +164,7 @@ class ServingFunctions:
             outputs[f"{head.name}_top_k_scores"] = scores
         embedding = tf.cast(raw["embedding"], tf.float32)
         outputs["embedding"] = embedding
-        outputs["hash"] = pack_bits(sign_bits(self.catalyzer(embedding)))
+        outputs["hash"] = self.hasher.tf_codes(embedding)
         outputs = {
             name: value
             if value.dtype == tf.string
@@ -201,7 +209,7 @@ INPUT_SIGNATURES = {
 WARMUP_FILE = "tf_serving_warmup_requests"
 
 
-def export_run(run_dir, model_dir, top_k=5, name=None):
+def export_run(run_dir, model_dir, top_k=5, name=None, hasher="catalyzer"):
     """`grok-tf export`: writes the next SavedModel version of a run.
 
     The run must be trained, calibrated (`grok-tf calibrate`) and
@@ -219,6 +227,8 @@ def export_run(run_dir, model_dir, top_k=5, name=None):
         top_k: labels per head in the outputs.
         name: the model name in the warm-up requests and `models.config`
             (defaults to the folder name of `model_dir`).
+        hasher: the run's hasher behind the `hash` output (any with
+            `tf_codes`). Defaults to the Catalyzer, as in the paper.
 
     Returns:
         The `Path` of the new version.
@@ -231,14 +241,18 @@ def export_run(run_dir, model_dir, top_k=5, name=None):
     import keras
 
     from grok_tf.calibration.calibrate import load_calibration
-    from grok_tf.compression.compress import load_catalyzer
+    from grok_tf.compression.compress import load_hasher
     from grok_tf.io.atomic_files import write_atomically
     from grok_tf.io.atomic_files import write_next_version
     from grok_tf.run_dir import load_run
 
     spec, model = load_run(run_dir)
     functions = ServingFunctions(
-        spec, model, load_catalyzer(run_dir), load_calibration(run_dir), top_k
+        spec,
+        model,
+        load_hasher(run_dir, hasher),
+        load_calibration(run_dir),
+        top_k,
     )
     archive = keras.export.ExportArchive()
     for trackable in functions.trackables():

@@ -4,11 +4,11 @@
 returns. Every mistake is one `SpecError` line naming the file and field.
 """
 
+from grok_tf.data.sources.slices import apply_slice
+from grok_tf.data.sources.slices import split_slice
 from grok_tf.errors import SpecError
-from grok_tf.spec.loader import apply_slice
 from grok_tf.spec.loader import load_spec
 from grok_tf.spec.loader import parse_spec
-from grok_tf.spec.loader import split_slice
 from grok_tf.spec.schema import DatasetSpec
 from grok_tf.spec.schema import HeadSpec
 from grok_tf.spec.schema import ModelSpec

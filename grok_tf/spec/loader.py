@@ -21,8 +21,9 @@ Layout of a spec (see `data_specs/*.yaml` for complete examples)::
       steps_per_epoch: 50
     heads:
       - name: category
-        type: softmax           # or multilabel_softmax (arcface,
-                                # multilabel_arcface, pairwise: later)
+        type: softmax           # a registered head type: softmax,
+                                # multilabel_softmax, arcface,
+                                # multilabel_arcface, pairwise
         classes: inferred       # or [a, b, c] or {file: f.txt}
                                 # or {file: f.csv, column: C, id_column: I}
         loss_weight: 1.0
@@ -49,23 +50,21 @@ classes are `inferred` are resolved from the data by `grok_tf.data.sources`.
 
 import dataclasses
 import difflib
-import math
 import os
 import re
 from pathlib import Path
 
 import yaml
 
+from grok_tf.data.sources import source as dataset_source
+from grok_tf.data.sources import source_names
+from grok_tf.data.sources import split_slice
 from grok_tf.errors import SpecError
 from grok_tf.io.text_files import parse_int
 from grok_tf.io.text_files import read_lines
 from grok_tf.io.text_files import read_table
 from grok_tf.io.text_files import read_text
-from grok_tf.spec.schema import HEAD_TYPES
-from grok_tf.spec.schema import ID_HEAD_TYPES
-from grok_tf.spec.schema import MULTILABEL_HEAD_TYPES
 from grok_tf.spec.schema import RESERVED_OUTPUT_NAMES
-from grok_tf.spec.schema import SOURCES
 from grok_tf.spec.schema import DatasetSpec
 from grok_tf.spec.schema import HeadSpec
 from grok_tf.spec.schema import ModelSpec
@@ -73,37 +72,14 @@ from grok_tf.spec.schema import Spec
 from grok_tf.spec.schema import TrainingSpec
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_PERCENT = re.compile(r"([0-9]{1,3}(?:\.[0-9]+)?)%")
 _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-_SOURCE_KEYS = {
-    "image_list": {"root", "catalogue"},
-    "image_folder": {"root", "catalogue"},
-    "csv_tags": {"root", "catalogue"},
-    "tfds": {"catalog", "data_dir", "image_key"},
-    "synthetic": {"root", "seed", "config"},
-}
-# Sources whose feeds may be tag feeds, and the tag mining defaults.
-_TAG_SOURCES = ("image_list", "image_folder", "csv_tags", "synthetic")
+# The tag mining defaults of tag feeds. What each dataset source accepts
+# is declared by the source (`grok_tf.data.sources`).
 _TAG_DEFAULTS = {"min_products": 2, "max_share": 0.25}
-_DATASET_KEYS = {"name", "source", "splits", "images_per_batch", "feeds"}
 _HEAD_KEYS = {"name", "type", "classes", "loss_weight"}
 
-# Settings each head type accepts, with their defaults.
-HEAD_OPTIONS = {
-    "softmax": {},
-    "multilabel_softmax": {},
-    "arcface": {"scale": 64.0, "margin": 0.5},
-    "multilabel_arcface": {"scale": 64.0, "margin": 0.5},
-    "pairwise": {
-        "alpha": 0.2,
-        "beta": 1.2,
-        "learn_beta": False,
-        "distance_weighted": False,
-        "chunk_size": 1024,
-    },
-}
 _TOP_KEYS = {"model", "training", "heads", "datasets"}
 
 
@@ -208,14 +184,14 @@ class _Reader:
         return cls(**values)
 
     def model(self, raw):
-        from grok_tf.model.trunks import TRUNKS
+        from grok_tf.model.trunks import trunk_names
 
         def trunk(field, value):
-            if value not in TRUNKS:
+            if value not in trunk_names():
                 self.fail(
                     field,
                     f"unknown trunk {value!r}; choose one of "
-                    f"{', '.join(TRUNKS)}",
+                    f"{', '.join(trunk_names())}",
                 )
             return value
 
@@ -301,13 +277,14 @@ class _Reader:
         if not isinstance(raw, dict):
             self.fail(field, f"must be a mapping, got {_kind(raw)}")
         kind = raw.get("type")
-        if kind is not None and kind not in HEAD_TYPES:
+        names = _head_type_names()
+        if kind is not None and kind not in names:
             self.fail(
                 f"{field}.type",
-                f"unknown head type {kind!r}; choose one of "
-                f"{', '.join(HEAD_TYPES)}",
+                f"unknown head type {kind!r}; choose one of {', '.join(names)}",
             )
-        allowed = _HEAD_KEYS | set(HEAD_OPTIONS.get(kind, {}))
+        options = _head_type(kind).options if kind in names else {}
+        allowed = _HEAD_KEYS | set(options)
         self.check_keys(field, raw, allowed, ("name", "type"))
         name = self.name(f"{field}.name", raw["name"])
         if name in RESERVED_OUTPUT_NAMES:
@@ -323,42 +300,56 @@ class _Reader:
         )
 
     def head_options(self, field, kind, raw):
-        options = dict(HEAD_OPTIONS[kind])
-        for key, default in HEAD_OPTIONS[kind].items():
-            if key not in raw:
-                continue
-            where, value = f"{field}.{key}", raw[key]
-            if isinstance(default, bool):
-                if not isinstance(value, bool):
-                    self.fail(where, f"must be true or false, got {value!r}")
-            elif isinstance(default, int):
-                if value is not None:
-                    self.positive_int(where, value)
-            else:
-                value = self.number(where, value, positive=key != "margin")
-            options[key] = value
-        if options.get("margin", 0.0) >= math.pi / 2:
-            self.fail(f"{field}.margin", "must be below pi/2 (radians)")
-        if options.get("beta", 1.0) <= options.get("alpha", 0.0):
-            self.fail(f"{field}.beta", "must be larger than alpha")
+        """The head type's options: defaults, overridden by `raw`'s values,
+        each checked by its default's type, then by the type's rules."""
+        from grok_tf.model.heads import HeadOptionError
+
+        head_type = _head_type(kind)
+        options = dict(head_type.options)
+        for key, default in head_type.options.items():
+            if key in raw:
+                options[key] = self.option(f"{field}.{key}", default, raw[key])
+        try:
+            head_type.check_options(options)
+        except HeadOptionError as error:
+            self.fail(f"{field}.{error.option}", error.message)
         return options
 
+    def option(self, field, default, value):
+        """A head option's value, checked against its default's type."""
+        if isinstance(default, bool):
+            return self.flag(field, value)
+        if isinstance(default, int):
+            return None if value is None else self.positive_int(field, value)
+        if isinstance(default, float):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                self.fail(field, f"must be a number, got {_kind(value)}")
+            return float(value)
+        if isinstance(default, str) and not isinstance(value, str):
+            self.fail(field, f"must be a string, got {_kind(value)}")
+        return value
+
     def dataset(self, field, raw, heads):
-        """One dataset; `heads` maps the spec's head names to their types."""
+        """One dataset; `heads` maps the spec's head names to their types.
+
+        What a source accepts (keys, split entries, tag feeds, catalogues)
+        is declared by its `DatasetSource` (`grok_tf.data.sources`).
+        """
         if not isinstance(raw, dict):
             self.fail(field, f"must be a mapping, got {_kind(raw)}")
         source = raw.get("source")
-        if source not in SOURCES:
+        if source not in source_names():
             self.fail(
                 f"{field}.source",
-                f"unknown source {source!r}; choose one of {', '.join(SOURCES)}"
+                f"unknown source {source!r}; choose one of "
+                f"{', '.join(source_names())}"
                 if source is not None
                 else "missing required field",
             )
-        allowed = _DATASET_KEYS | _SOURCE_KEYS[source]
+        source = dataset_source(source)
         required = {"name", "splits", "images_per_batch", "feeds"}
-        required |= {"catalog"} if source == "tfds" else {"root"}
-        self.check_keys(field, raw, allowed, sorted(required))
+        required |= source.required_keys
+        self.check_keys(field, raw, source.accepted_keys(), sorted(required))
         name = self.name(f"{field}.name", raw["name"])
         images_per_batch = self.positive_int(
             f"{field}.images_per_batch", raw["images_per_batch"]
@@ -368,7 +359,7 @@ class _Reader:
             root = self.path_of(
                 f"{field}.root",
                 raw["root"],
-                must_exist=source != "synthetic",
+                must_exist=not source.generated,
                 kind="folder",
             )
         splits = raw["splits"]
@@ -378,18 +369,15 @@ class _Reader:
             where = f"{field}.splits.{split}"
             if not isinstance(ref, str):
                 self.fail(where, "must be a string")
-            if source == "tfds":
-                continue  # tfds split syntax, checked by tfds
+            if source.split_entries == "opaque":
+                continue  # the source's own syntax (tfds), checked when read
             try:
                 file = split_slice(ref)[0]
             except ValueError as error:
                 self.fail(where, str(error))
-            if source != "synthetic":
+            if not source.generated:
                 self.check_exists(
-                    where,
-                    root / file,
-                    "folder" if source == "image_folder" else "file",
-                    "split file",
+                    where, root / file, source.split_entries, "split file"
                 )
         feeds = raw["feeds"]
         if not isinstance(feeds, dict) or not feeds:
@@ -411,33 +399,25 @@ class _Reader:
             for head, column in feeds.items()
         }
         for head, column in feeds.items():
-            if isinstance(column, dict) and heads[head] not in (
-                MULTILABEL_HEAD_TYPES
+            if (
+                isinstance(column, dict)
+                and not _head_type(heads[head]).multilabel
             ):
+                multilabel = _head_type_names(lambda t: t.multilabel)
                 self.fail(
                     f"{field}.feeds.{head}",
                     f"a tag feed gives several labels per image; head "
                     f"'{head}' is {heads[head]} "
-                    f"(use {' or '.join(MULTILABEL_HEAD_TYPES)})",
+                    f"(use {' or '.join(multilabel)})",
                 )
-        options = {
-            key: raw[key]
-            for key in _SOURCE_KEYS[source] - {"root"}
-            if key in raw
-        }
-        if "data_dir" in options:
-            options["data_dir"] = str(
-                self.path_of(
-                    f"{field}.data_dir", options["data_dir"], must_exist=False
-                )
-            )
-        if "catalogue" in options:
+        options = source.check(self, field, raw)
+        if "catalogue" in raw:
             options["catalogue"] = self.catalogue(
-                f"{field}.catalogue", options["catalogue"], root, feeds, heads
+                f"{field}.catalogue", raw["catalogue"], root, feeds, heads
             )
         return DatasetSpec(
             name=name,
-            source=source,
+            source=source.name,
             root=root,
             splits=dict(splits),
             images_per_batch=images_per_batch,
@@ -461,12 +441,16 @@ class _Reader:
             )
 
     def tag_feed(self, field, raw, root, source):
-        """A feed of query tags mined from product texts (query_mining)."""
-        if source not in _TAG_SOURCES:
+        """A feed of query tags mined from product texts (query_mining).
+
+        `source` is the dataset's `DatasetSource`.
+        """
+        if not source.tag_feeds:
+            names = [n for n in source_names() if dataset_source(n).tag_feeds]
             self.fail(
                 field,
-                f"tag feeds need a file source ({', '.join(_TAG_SOURCES)}), "
-                f"not {source}",
+                f"tag feeds need a file source ({', '.join(names)}), "
+                f"not {source.name}",
             )
         self.check_keys(field, raw, {"column", "tags"}, ("column", "tags"))
         tags = raw["tags"]
@@ -500,12 +484,13 @@ class _Reader:
         )
         path = root / self.expand(f"{field}.file", raw["file"])
         self.check_exists(f"{field}.file", path)
-        id_heads = [h for h in feeds if heads[h] in ID_HEAD_TYPES]
+        id_heads = [h for h in feeds if _head_type(heads[h]).identity]
         if len(id_heads) != 1:
+            identity = _head_type_names(lambda t: t.identity)
             self.fail(
                 field,
                 "a catalogue needs the dataset to feed exactly one id head "
-                f"({', '.join(ID_HEAD_TYPES)}), it feeds {len(id_heads)}",
+                f"({', '.join(identity)}), it feeds {len(id_heads)}",
             )
         return {
             "file": str(path),
@@ -577,54 +562,6 @@ def parse_spec(raw, path, text=""):
         datasets=tuple(datasets),
         text=text,
     )
-
-
-def split_slice(ref):
-    """Splits `"file.txt[10%:90%]"` into `("file.txt", (start, stop))`.
-
-    Bounds are fractions (from `N%`, 0 to 100) or counts (integers,
-    negative from the end as in Python), `None` when open;
-    `("file.txt", None)` when there is no slice.
-
-    Raises:
-        ValueError: the slice is not `[start:stop]` with such bounds.
-    """
-
-    match = re.fullmatch(r"(.*)\[([^\]]*)\]", ref)
-    if not match:
-        return ref, None
-    base, body = match.groups()
-    if body.count(":") != 1:
-        raise ValueError(f"bad slice [{body}]: expected [start:stop]")
-    bounds = []
-    for part in body.split(":"):
-        part = part.strip()
-        percent = _PERCENT.fullmatch(part)
-        if not part:
-            bounds.append(None)
-        elif parse_int(part) is not None:
-            bounds.append(parse_int(part))
-        elif percent and float(percent.group(1)) <= 100:
-            bounds.append(float(percent.group(1)) / 100.0)
-        else:
-            raise ValueError(
-                f"bad slice [{body}]: {part!r} is not a count (integer) or "
-                "a percentage from 0% to 100%"
-            )
-    return base, tuple(bounds)
-
-
-def apply_slice(items, bounds):
-    """Applies `split_slice` bounds to a list (fractions or counts)."""
-    if bounds is None:
-        return items
-
-    def index(bound):
-        if bound is None or isinstance(bound, int):
-            return bound
-        return round(bound * len(items))
-
-    return items[index(bounds[0]) : index(bounds[1])]
 
 
 def _check_unique(reader, field, names):
@@ -718,3 +655,18 @@ def _names_by_id(reader, field, path, table, column, id_column):
 
 def _kind(value):
     return "null" if value is None else type(value).__name__
+
+
+def _head_type(name):
+    """The registered head type `name` (`grok_tf.model.heads`, imported
+    here: its types build Keras layers, the spec does not)."""
+    from grok_tf.model.heads import head_type
+
+    return head_type(name)
+
+
+def _head_type_names(where=None):
+    """Names of the registered head types (`where`: a filter on them)."""
+    from grok_tf.model.heads import head_type_names
+
+    return head_type_names(where)

@@ -8,17 +8,6 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-HEAD_TYPES = (
-    "softmax",
-    "multilabel_softmax",
-    "arcface",
-    "multilabel_arcface",
-    "pairwise",
-)
-MULTILABEL_HEAD_TYPES = ("multilabel_softmax", "multilabel_arcface")
-# Heads whose labels are product identities: retrieval is evaluated on them.
-ID_HEAD_TYPES = ("arcface", "pairwise")
-SOURCES = ("image_list", "image_folder", "csv_tags", "tfds", "synthetic")
 RESERVED_OUTPUT_NAMES = ("embedding", "features")
 
 
@@ -60,9 +49,11 @@ class TrainingSpec:
 class HeadSpec:
     """One output head: a label group with its loss.
 
-    `classes` is `None` while the vocabulary is still to be inferred from
-    the data (see `grok_tf.data.sources.resolve_vocabularies`). `options` holds
-    the type's settings with defaults filled in (`HEAD_OPTIONS`).
+    `type` names a registered head type (`grok_tf.model.heads`), `kind`
+    is that type. `classes` is `None` while the vocabulary is still to be
+    inferred from the data (see `grok_tf.data.sources.resolve_vocabularies`).
+    `options` holds the type's settings with defaults filled in
+    (`HeadType.options`).
     """
 
     name: str
@@ -72,8 +63,17 @@ class HeadSpec:
     options: dict = dataclasses.field(default_factory=dict)
 
     @property
+    def kind(self):
+        """The registered `HeadType` named `type`."""
+        # Lazy: the head types build Keras layers; the spec stays light.
+        from grok_tf.model.heads import head_type
+
+        return head_type(self.type)
+
+    @property
     def multilabel(self):
-        return self.type in MULTILABEL_HEAD_TYPES
+        """Several labels per image (multi-hot), from the head's type."""
+        return self.kind.multilabel
 
     @property
     def num_classes(self):

@@ -13,7 +13,7 @@ from grok_tf.training.fit import make_optimizer
 from grok_tf.training.fit import no_decay_variables
 from grok_tf.training.training_model import compile_arguments
 from grok_tf.training.training_model import training_model
-from tests.data.test_batch_mixer import two_dataset_spec
+from tests.helpers import two_dataset_spec
 
 
 @pytest.fixture

@@ -5,11 +5,11 @@ import pytest
 from grok_tf.data.sources import read_split
 from grok_tf.data.sources import resolve_vocabularies
 from grok_tf.errors import SpecError
-from grok_tf.spec.loader import apply_slice
+from grok_tf.spec import apply_slice
 from grok_tf.spec.loader import load_spec
 from grok_tf.spec.loader import split_slice
-from tests.data_helpers import make_colour_dataset
-from tests.data_helpers import write_spec
+from tests.helpers import make_colour_dataset
+from tests.helpers import write_spec
 
 
 @pytest.fixture

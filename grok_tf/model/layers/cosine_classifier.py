@@ -30,7 +30,7 @@ class CosineClassifier(keras.layers.Layer):
     >>> import numpy as np
     >>> layer = CosineClassifier(5)
     >>> cos = layer(np.random.rand(2, 8).astype("float32"))
-    >>> cos.shape, bool(np.all(np.abs(cos) <= 1.0 + 1e-6))
+    >>> tuple(cos.shape), bool(np.all(np.abs(cos) <= 1.0 + 1e-6))
     ((2, 5), True)
 
     Reference:

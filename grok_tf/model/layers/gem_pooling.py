@@ -35,7 +35,7 @@ class GeMPooling(keras.layers.Layer):
 
     >>> import numpy as np
     >>> x = np.ones((2, 7, 7, 2048), "float32")
-    >>> GeMPooling(p=3.0)(x).shape
+    >>> tuple(GeMPooling(p=3.0)(x).shape)
     (2, 2048)
 
     Reference:
