@@ -55,7 +55,7 @@ def grocery_run(grok_data, tmp_path_factory):
     it before writing into it).
     """
     from grok_tf.training.fit import train
-    from tests.data_helpers import write_spec
+    from tests.helpers import write_spec
 
     folder = tmp_path_factory.mktemp("grocery_run")
     classes = {

@@ -2,27 +2,14 @@
 
 import base64
 import json
-import os
 import re
-import subprocess
-import sys
 
 import numpy as np
 
 from tests.conftest import REPO
-from tests.data_helpers import HANG_GUARD
-from tests.data_helpers import make_colour_dataset
-from tests.data_helpers import write_spec
-
-
-def grok_tf(*args, env=None, timeout=HANG_GUARD):
-    return subprocess.run(
-        [sys.executable, "-m", "grok_tf", *map(str, args)],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+from tests.helpers import grok_tf
+from tests.helpers import make_colour_dataset
+from tests.helpers import write_spec
 
 
 def test_train_with_two_replicas_then_evaluate(tmp_path):

@@ -38,14 +38,14 @@ from grok_tf.data.sources import resolve_vocabularies
 from grok_tf.model.pretrained.torch_checkpoint import load_torch_state_dict
 from grok_tf.search.hash_index import HashIndex
 from grok_tf.spec.loader import load_spec
-from tests.data_helpers import make_colour_dataset
-from tests.data_helpers import png_declaring
-from tests.data_helpers import write_spec
-from tests.model.pretrained.test_torch_checkpoint import RawPickle
-from tests.model.pretrained.test_torch_checkpoint import system_call
-from tests.model.pretrained.test_torch_checkpoint import tensor
-from tests.model.pretrained.test_torch_checkpoint import write_legacy_checkpoint
-from tests.model.pretrained.test_torch_checkpoint import write_zip_checkpoint
+from tests.helpers import RawPickle
+from tests.helpers import make_colour_dataset
+from tests.helpers import png_declaring
+from tests.helpers import system_call
+from tests.helpers import tensor
+from tests.helpers import write_legacy_checkpoint
+from tests.helpers import write_spec
+from tests.helpers import write_zip_checkpoint
 
 
 @dataclasses.dataclass(frozen=True)

@@ -2,7 +2,7 @@ import subprocess
 import sys
 
 import grok_tf
-from tests.data_helpers import HANG_GUARD
+from tests.helpers import HANG_GUARD
 
 
 def test_every_public_name_resolves_to_its_module_object():

@@ -1,5 +1,3 @@
-import copy
-
 import numpy as np
 import pytest
 
@@ -9,39 +7,10 @@ from grok_tf.data.batch_mixer import training_batches
 from grok_tf.data.images import FORMATS
 from grok_tf.data.images import CorruptImageLog
 from grok_tf.data.sources import read_split
-from grok_tf.data.sources import resolve_vocabularies
 from grok_tf.errors import SpecError
-from grok_tf.spec.loader import load_spec
-from tests.data_helpers import HANG_GUARD
-from tests.data_helpers import make_colour_dataset
-from tests.data_helpers import write_spec
 from tests.harness import two_replica_strategy
-
-
-def two_dataset_spec(tmp_path, colour_images=4, tag_images=2):
-    """Dataset `toy` feeds colour+shape, dataset `tagged` feeds `tags`."""
-    raw = make_colour_dataset(tmp_path / "data")
-    lines = (tmp_path / "data/train.txt").read_text().splitlines()
-    tags = [
-        f"{line.split(',')[0]}, {i % 3}|{(i + 1) % 3}"
-        for i, line in enumerate(lines)
-    ]
-    (tmp_path / "data/tags.txt").write_text("\n".join(tags) + "\n")
-    raw["heads"].append(
-        {"name": "tags", "type": "multilabel_softmax", "classes": list("abc")}
-    )
-    raw["datasets"][0]["images_per_batch"] = colour_images
-    tagged = copy.deepcopy(raw["datasets"][0])
-    tagged.update(
-        name="tagged",
-        splits={"train": "tags.txt"},
-        images_per_batch=tag_images,
-        feeds={"tags": 0},
-    )
-    raw["datasets"].append(tagged)
-    spec = resolve_vocabularies(load_spec(write_spec(tmp_path, raw)))
-    splits = {d.name: read_split(spec, d, "train") for d in spec.datasets}
-    return spec, splits
+from tests.helpers import HANG_GUARD
+from tests.helpers import two_dataset_spec
 
 
 def check_composition(images, labels, weights, colour_rows, tag_rows):

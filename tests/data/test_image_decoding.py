@@ -13,7 +13,7 @@ from grok_tf.data.images import CorruptImageLog
 from grok_tf.data.images import ImageDecoder
 from grok_tf.data.images import describe_skipped
 from grok_tf.data.images import image_header_size
-from tests.data_helpers import png_declaring
+from tests.helpers import png_declaring
 
 
 def encode(pixels, fmt, mode=None, **options):

@@ -11,9 +11,9 @@ from grok_tf.data.sources import resolve_vocabularies
 from grok_tf.errors import SpecError
 from grok_tf.spec.loader import load_spec
 from tests.conftest import SPECS
-from tests.data_helpers import add_query_tag_feed
-from tests.data_helpers import make_colour_dataset
-from tests.data_helpers import write_spec
+from tests.helpers import add_query_tag_feed
+from tests.helpers import make_colour_dataset
+from tests.helpers import write_spec
 
 # Products of the toy colour dataset (class id = colour id) and their texts.
 PRODUCTS = {

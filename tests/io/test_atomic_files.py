@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from grok_tf.io import atomic_files
-from tests.data_helpers import HANG_GUARD
+from tests.helpers import HANG_GUARD
 
 MODULE = atomic_files.__file__
 

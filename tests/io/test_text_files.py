@@ -1,7 +1,7 @@
 """Hostile text inputs: every malformed line is one error naming FILE:LINE.
 
 Each case of `CASES` writes some bytes into the toy colour dataset
-(`tests.data_helpers.make_colour_dataset`: heads `colour` (classes from
+(`tests.helpers.make_colour_dataset`: heads `colour` (classes from
 `data/colours.txt`) and `shape` (`square`, `disc`), list files of
 `path, colour, shape` lines), possibly changes the spec, then reads
 everything through the public readers: `load_spec`,
@@ -25,9 +25,9 @@ from grok_tf.io.text_files import read_lines
 from grok_tf.io.text_files import read_list
 from grok_tf.io.text_files import read_table
 from grok_tf.spec.loader import load_spec
-from tests.data_helpers import add_query_tag_feed
-from tests.data_helpers import make_colour_dataset
-from tests.data_helpers import write_spec
+from tests.helpers import add_query_tag_feed
+from tests.helpers import make_colour_dataset
+from tests.helpers import write_spec
 
 _tag_feed = add_query_tag_feed  # short, for the table's rows
 

@@ -16,18 +16,16 @@ from PIL import Image
 from grok_tf.calibration.calibrate import calibrate_run
 from grok_tf.calibration.calibrate import load_calibration
 from grok_tf.compression.compress import compress_run
-from grok_tf.compression.compress import load_catalyzer
-from grok_tf.compression.hashers.catalyzer import catalyzer_codes
+from grok_tf.compression.compress import load_hasher
 from grok_tf.data.images import ImageDecoder
 from grok_tf.data.images import resize_for_eval
 from grok_tf.io.atomic_files import HOST
-from grok_tf.model.heads import head_probabilities
 from grok_tf.run_dir import load_run
 from grok_tf.serving import export as serving
 from grok_tf.serving.export import export_run
 from grok_tf.serving.export import latest_version
-from tests.data_helpers import HANG_GUARD
-from tests.test_cli import grok_tf
+from tests.helpers import HANG_GUARD
+from tests.helpers import grok_tf
 
 HEADS = ("fine_class", "product", "queries")
 
@@ -109,7 +107,7 @@ def test_saved_model_alone_equals_the_keras_model(exported, photos, tmp_path):
     served = np.load(tmp_path / "out.npz")
 
     tables = load_calibration(run)
-    catalyzer = load_catalyzer(run)
+    catalyzer = load_hasher(run, "catalyzer")
     for prefix, images in (
         ("bytes_", resized),
         ("images_", np.stack([resize_for_eval(x, size) for x in raw])),
@@ -123,12 +121,12 @@ def test_saved_model_alone_equals_the_keras_model(exported, photos, tmp_path):
         # The hash is the packed sign of the Catalyzer output: bit-exact.
         np.testing.assert_array_equal(
             served[prefix + "hash"],
-            catalyzer_codes(catalyzer, served[prefix + "embedding"]),
+            catalyzer.codes(served[prefix + "embedding"]),
         )
         for name in HEADS:
             head = spec.head(name)
             probabilities = np.asarray(
-                head_probabilities(head, keras_out[name])
+                head.kind.probabilities(head, keras_out[name])
             )
             calibrated = tables[name].predict(probabilities)
             np.testing.assert_allclose(

@@ -26,9 +26,10 @@ import time
 import numpy as np
 import pytest
 
-from tests.data_helpers import HANG_GUARD
-from tests.data_helpers import make_colour_dataset
-from tests.data_helpers import write_spec
+from tests.helpers import HANG_GUARD
+from tests.helpers import make_colour_dataset
+from tests.helpers import one_replica_batches
+from tests.helpers import write_spec
 
 TIMEOUT = HANG_GUARD
 ATTEMPTS = 3
@@ -191,8 +192,6 @@ def _no_tf_config(monkeypatch):
 
 def test_two_worker_processes_equal_one_process(tmp_path):
     """All losses together: 2 workers = 1 process on the concatenated batch."""
-    from tests.training.test_training_model_replicas import one_replica_batches
-
     x, y, sw = one_replica_batches(tmp_path / "data", replicas=2)
     batch = tmp_path / "batch.npz"
     np.savez(batch, batch=np.array({"x": x, "y": y, "sw": sw}, dtype=object))

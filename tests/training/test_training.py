@@ -10,8 +10,8 @@ from grok_tf.evaluation.evaluate import mean_average_precision
 from grok_tf.evaluation.evaluate import top1_accuracy
 from grok_tf.run_dir import load_run
 from grok_tf.training.fit import train
-from tests.data_helpers import make_colour_dataset
-from tests.data_helpers import write_spec
+from tests.helpers import make_colour_dataset
+from tests.helpers import write_spec
 
 
 @pytest.fixture

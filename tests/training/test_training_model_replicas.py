@@ -6,74 +6,15 @@ batch with masked heads. The global batch is laid out as the distributed
 pipeline lays it out: each half is one replica's share of every dataset.
 """
 
-import dataclasses
-
 import keras
 import numpy as np
 
-from grok_tf.data.batch_mixer import training_batches
-from grok_tf.data.images import CorruptImageLog
-from grok_tf.data.sources import read_split
 from grok_tf.model.groknet import build_groknet
-from grok_tf.spec.schema import HeadSpec
 from grok_tf.training.training_model import compile_arguments
-from grok_tf.training.training_model import model_inputs
 from grok_tf.training.training_model import training_model
 from tests.harness import check_fit_save_and_replicas
-from tests.data.test_batch_mixer import two_dataset_spec
-
-
-def all_losses_spec(tmp_path):
-    spec, _ = two_dataset_spec(tmp_path, colour_images=2, tag_images=1)
-    arc = {"scale": 8.0, "margin": 0.3}
-    heads = [
-        *spec.heads,
-        HeadSpec("product", "arcface", ("red", "green", "blue"), 1.0, arc),
-        HeadSpec(
-            "pairs",
-            "pairwise",
-            ("red", "green", "blue"),
-            1.0,
-            {
-                "alpha": 0.2,
-                "beta": 1.2,
-                "learn_beta": True,
-                "distance_weighted": False,
-                "chunk_size": 2,
-            },
-        ),
-        HeadSpec("tag_query", "multilabel_arcface", ("a", "b", "c"), 0.5, arc),
-    ]
-    datasets = list(spec.datasets)
-    datasets[0] = dataclasses.replace(
-        datasets[0], feeds={**datasets[0].feeds, "product": 0, "pairs": 0}
-    )
-    datasets[1] = dataclasses.replace(
-        datasets[1], feeds={**datasets[1].feeds, "tag_query": 0}
-    )
-    model = dataclasses.replace(spec.model, sync_batch_norm=True)
-    spec = dataclasses.replace(
-        spec, heads=tuple(heads), datasets=tuple(datasets), model=model
-    )
-    splits = {d.name: read_split(spec, d, "train") for d in spec.datasets}
-    return spec, splits
-
-
-def one_replica_batches(folder, replicas):
-    """`replicas` per-replica batches [2 toy | 1 tagged] side by side.
-
-    What one device sees when each replica sees one of them: the global
-    batch of the distributed pipeline, as model inputs (x, y, sample weights).
-    """
-    spec, splits = all_losses_spec(folder)
-    batches = iter(training_batches(spec, splits, CorruptImageLog()))
-    parts = [next(batches) for _ in range(replicas)]
-    images, labels, weights = keras.tree.map_structure(
-        lambda *a: np.concatenate(a), *parts
-    )
-    return keras.tree.map_structure(
-        np.asarray, model_inputs(spec)(images, labels, weights)
-    )
+from tests.helpers import all_losses_spec
+from tests.helpers import one_replica_batches
 
 
 def test_two_replicas_equal_one_for_every_loss(tmp_path):
@@ -91,4 +32,18 @@ def test_two_replicas_equal_one_for_every_loss(tmp_path):
             **compile_arguments(spec),
         }
 
-    check_fit_save_and_replicas(build, compile_kwargs, x, y, tmp_path, sw)
+    check_fit_save_and_replicas(
+        build,
+        compile_kwargs,
+        x,
+        y,
+        tmp_path,
+        sw,
+        # small_cnn: 8 convolutions and their batch norms (kernel, gamma,
+        # beta); GeM's p; the embedding's kernel and bias; softmax heads
+        # colour, shape, tags (kernel, bias); ArcFace centres of product
+        # and tag_query; the pairwise loss's learned beta.
+        expected_num_trainable_weights=8 * 3 + 1 + 2 + 3 * 2 + 2 + 1,
+        # the batch norms' moving mean and variance
+        expected_num_non_trainable_weights=8 * 2,
+    )

@@ -24,5 +24,12 @@ def test_scale_of_the_input_does_not_matter():
 
 def test_layer_harness(tmp_path):
     run_layer_test(
-        CosineClassifier, {"num_classes": 3}, (4, 5), (4, 3), tmp_path
+        CosineClassifier,
+        {"num_classes": 3},
+        (4, 5),
+        (4, 3),
+        tmp_path,
+        expected_num_trainable_weights=1,  # the class centres
+        expected_num_non_trainable_weights=0,
+        expected_mixed_precision_dtype="float32",  # "Always float32"
     )

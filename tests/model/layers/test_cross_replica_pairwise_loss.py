@@ -12,7 +12,7 @@ from tests.harness import TOLERANCE
 from tests.harness import check_config_round_trip
 from tests.harness import check_fit_save_and_replicas
 from tests.harness import two_replica_strategy
-from tests.model.losses.test_pairwise_double_margin import numpy_pair_losses
+from tests.helpers import numpy_pair_losses
 
 DIM = 6
 # Two replicas take rows 0-5 and 6-11: every id has rows in both halves
@@ -110,19 +110,37 @@ def test_rejects_bad_arguments():
 
 
 @pytest.mark.parametrize(
-    "layer_kwargs",
+    "layer_kwargs, trainable, non_trainable",
     [
-        {"learn_beta": True, "chunk_size": 4},
-        {"distance_weighted": True, "negatives_per_anchor": 2, "chunk_size": 5},
+        # Dense kernel and bias, learned beta.
+        ({"learn_beta": True, "chunk_size": 4}, 3, 0),
+        # Dense kernel and bias; fixed beta and the sampling step.
+        (
+            {
+                "distance_weighted": True,
+                "negatives_per_anchor": 2,
+                "chunk_size": 5,
+            },
+            2,
+            2,
+        ),
     ],
     ids=["all_pairs", "distance_weighted"],
 )
-def test_fit_save_and_two_replicas_equal_one(layer_kwargs, tmp_path):
+def test_fit_save_and_two_replicas_equal_one(
+    layer_kwargs, trainable, non_trainable, tmp_path
+):
     # Loss, logged loss and one SGD step (including beta) under two
     # replicas equal one device on the concatenated batch.
     x, y = batch(), np.zeros(len(IDS), "float32")
     check_fit_save_and_replicas(
-        lambda: build_model(**layer_kwargs), compile_kwargs, x, y, tmp_path
+        lambda: build_model(**layer_kwargs),
+        compile_kwargs,
+        x,
+        y,
+        tmp_path,
+        expected_num_trainable_weights=trainable,
+        expected_num_non_trainable_weights=non_trainable,
     )
 
 

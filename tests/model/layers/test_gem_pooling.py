@@ -76,4 +76,20 @@ def test_layer_harness(tmp_path):
         input_shape=(4, 3, 3, 5),
         expected_output_shape=(4, 5),
         tmp_path=tmp_path,
+        expected_num_trainable_weights=1,  # p
+        expected_num_non_trainable_weights=0,
+        expected_mixed_precision_dtype="float32",  # x**p overflows float16
+    )
+
+
+def test_frozen_p_is_a_non_trainable_weight(tmp_path):
+    run_layer_test(
+        GeMPooling,
+        {"p": 2.5, "trainable_p": False},
+        input_shape=(4, 3, 3, 5),
+        expected_output_shape=(4, 5),
+        tmp_path=tmp_path,
+        expected_num_trainable_weights=0,
+        expected_num_non_trainable_weights=1,
+        expected_mixed_precision_dtype="float32",
     )

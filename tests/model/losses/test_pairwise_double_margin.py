@@ -2,7 +2,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from grok_tf.model.losses.pairwise_double_margin import DISTANCE_EPSILON
 from grok_tf.model.losses.pairwise_double_margin import DistanceWeightedSampling
 from grok_tf.model.losses.pairwise_double_margin import PerExampleLoss
 from grok_tf.model.losses.pairwise_double_margin import pair_terms
@@ -11,6 +10,7 @@ from grok_tf.model.losses.pairwise_double_margin import (
     pairwise_double_margin_sums,
 )
 from tests.harness import check_config_round_trip
+from tests.helpers import numpy_pair_losses
 
 ALPHA, BETA = 0.2, 1.2
 CHUNK_SIZES = [None, 1, 5, 24, 100]  # 5 does not divide 24
@@ -19,22 +19,6 @@ CHUNK_SIZES = [None, 1, 5, 24, 100]  # 5 does not divide 24
 def unit_rows(rng, n, dim):
     x = rng.normal(size=(n, dim))
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype("float32")
-
-
-def numpy_pair_losses(anchors, anchor_ids, refs, ref_ids, beta, offset=0):
-    """Every pair's loss, one pair at a time, in float64."""
-    loss = np.zeros((len(anchors), len(refs)))
-    for i, (a, a_id) in enumerate(zip(anchors, anchor_ids, strict=True)):
-        for j, (r, r_id) in enumerate(zip(refs, ref_ids, strict=True)):
-            if a_id < 0 or r_id < 0 or offset + i == j:
-                continue
-            diff = a.astype(np.float64) - r.astype(np.float64)
-            d = np.sqrt(diff @ diff + DISTANCE_EPSILON)
-            if a_id == r_id:
-                loss[i, j] = max(d - (beta - ALPHA), 0.0)
-            else:
-                loss[i, j] = max(beta + ALPHA - d, 0.0)
-    return loss
 
 
 RNG = np.random.default_rng(0)

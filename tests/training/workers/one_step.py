@@ -27,7 +27,7 @@ def main(batch_path, out_path, workdir):
     from grok_tf.model.groknet import build_groknet
     from grok_tf.training.training_model import compile_arguments
     from grok_tf.training.training_model import training_model
-    from tests.training.test_training_model_replicas import all_losses_spec
+    from tests.helpers import all_losses_spec
 
     spec, _ = all_losses_spec(Path(workdir))
     arrays = np.load(batch_path, allow_pickle=True)["batch"].item()
