@@ -50,7 +50,7 @@ def run_demo(
         The evaluation report (see `grok_tf.evaluation.evaluate_run`) with
         `calibration`, `export` and `predictions` added.
 
-    Example:
+    Example (not run: trains for minutes):
 
     >>> report = run_demo("runs/demo")  # doctest: +SKIP
     """

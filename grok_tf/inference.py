@@ -39,10 +39,12 @@ def collect(model, batches, keys=None, total=None, verbose=0):
 
     Example:
 
-    >>> model = keras.Model(x := keras.Input((2,)), {"y": 2 * x})
-    ... # doctest: +SKIP
-    >>> collect(model, [(np.ones((3, 2)),)])[0]["y"].shape  # doctest: +SKIP
-    (3, 2)
+    >>> import keras
+    >>> x = keras.Input((2,))
+    >>> model = keras.Model(x, {"y": 2 * x})
+    >>> outputs, labels = collect(model, [(np.ones((3, 2)), {"a": [0, 1, 2]})])
+    >>> outputs["y"].shape, labels["a"].tolist()
+    ((3, 2), [0, 1, 2])
     """
     progress = None
     if verbose:

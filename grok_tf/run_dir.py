@@ -67,7 +67,7 @@ def load_run_spec(run_dir):
 def load_run(run_dir):
     """`(spec, model)` of a finished run; the spec carries its vocabularies.
 
-    Example:
+    Example (not run: needs a trained run in runs/demo):
 
     >>> spec, model = load_run("runs/demo")  # doctest: +SKIP
     >>> sorted(model.output)[:2]  # doctest: +SKIP

@@ -5,7 +5,7 @@ One concept per module: `table` (`CalibrationTable`, `fit_isotonic`),
 Brier, reliability bins), `plots` (`reliability_diagram`) and `calibrate`
 (`calibrate_run`, the `grok-tf calibrate` command, and `load_calibration`).
 
-Example:
+Example (not run: needs a trained run in runs/demo):
 
 >>> from grok_tf.calibration import calibrate_run
 >>> calibrate_run("runs/demo")["heads"]["category"]["ece"]  # doctest: +SKIP

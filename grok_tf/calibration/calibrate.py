@@ -50,7 +50,7 @@ def calibrate_run(run_dir, split="val", batch_size=64, bins=15, verbose=0):
         "examples", "columns", "fitted_columns", "ece": {"before",
         "after"}, "brier": {"before", "after"}}}}`.
 
-    Example:
+    Example (not run: needs a trained run in runs/demo):
 
     >>> calibrate_run("runs/demo")["heads"]["category"]["ece"]
     ... # doctest: +SKIP

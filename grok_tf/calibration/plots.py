@@ -40,7 +40,7 @@ def reliability_diagram(
     Raises:
         ValueError: when no row has weight > 0.
 
-    Example:
+    Example (not run: writes a PNG file):
 
     >>> reliability_diagram(p, q, y, "cat.png", "category")  # doctest: +SKIP
     PosixPath('cat.png')

@@ -7,7 +7,7 @@
 - `binary_codes`: sign bits, faiss-order packing, Hamming distances;
 - `neighbors`: exact k-nearest neighbours (the Catalyzer's mining).
 
-Example:
+Example (not run: needs a trained run in runs/demo):
 
 >>> from grok_tf.compression import compress_run
 >>> compress_run("runs/demo", bits=256)["images"]  # doctest: +SKIP

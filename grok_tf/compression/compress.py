@@ -74,7 +74,7 @@ def compress_run(
         ValueError: an unknown hasher name, or options for a hasher that
             is not fitted; checked before any work.
 
-    Example:
+    Example (not run: needs a trained run in runs/demo):
 
     >>> compress_run("runs/demo", bits=256)["images"]  # doctest: +SKIP
     1280

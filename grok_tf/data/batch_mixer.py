@@ -151,7 +151,7 @@ def training_batches(spec, splits, log, input_context=None):
     Returns:
         A `tf.data.Dataset` of `(images, labels, weights)` batches.
 
-    Example:
+    Example (not run: needs a spec and its images):
 
     >>> log = CorruptImageLog()  # doctest: +SKIP
     >>> batches = training_batches(spec, splits, log)  # doctest: +SKIP

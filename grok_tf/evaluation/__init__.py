@@ -7,7 +7,7 @@
 `evaluate_run` is imported on first use, so that a head type importing a
 metric does not import the whole stage.
 
-Example:
+Example (not run: needs a trained run in runs/demo):
 
 >>> from grok_tf.evaluation import evaluate_run
 >>> evaluate_run("runs/demo")["heads"]["category"]  # doctest: +SKIP

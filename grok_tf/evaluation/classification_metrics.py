@@ -24,9 +24,9 @@ def mean_average_precision(scores, multi_hot, weights):
     """Macro mAP over classes that have a positive among weighted rows.
 
     >>> y = np.array([[1, 0], [0, 1], [1, 0]])
-    >>> s = np.array([[0.9, 0.1], [0.2, 0.8], [0.4, 0.6]])
-    >>> round(mean_average_precision(s, y, np.ones(3)), 4)
-    0.9167
+    >>> s = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9]])
+    >>> round(mean_average_precision(s, y, np.ones(3)), 4)  # (5/6 + 1/2) / 2
+    0.6667
     """
     keep = weights > 0
     y, s = multi_hot[keep], scores[keep]

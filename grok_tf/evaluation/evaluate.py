@@ -113,7 +113,7 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
         A JSON-ready dict: `{"split", "images", "heads": {name: {"type",
         "metric", "value", "examples", "chance"}}, "corrupt_images"}`.
 
-    Example:
+    Example (not run: needs a trained run in runs/demo):
 
     >>> report = evaluate_run("runs/demo")  # doctest: +SKIP
     >>> report["heads"]["category"]["value"]  # doctest: +SKIP

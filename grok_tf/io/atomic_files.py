@@ -130,7 +130,7 @@ def atomic_directory(directory, replace=True):
     rename itself); when it raises, the sibling is deleted and any
     previous `directory` stays as it was.
 
-    Example:
+    Example (not run: writes into a run directory):
 
     >>> with atomic_directory("runs/demo/hashes") as partial:  # doctest: +SKIP
     ...     (partial / "a.json").write_text("{}")

@@ -34,7 +34,7 @@ def build_groknet(spec):
         `[None, S, S, 3]`, outputs `{head: logits, "features": ...,
         "embedding": ...}`.
 
-    Example:
+    Example (not run: needs the demo spec's generated catalogue):
 
     >>> spec = resolve_vocabularies(load_spec("demo.yaml"))  # doctest: +SKIP
     >>> model = build_groknet(spec)  # doctest: +SKIP

@@ -1,6 +1,6 @@
 """Stage 7a, search: images -> hashes -> exact-product neighbours.
 
-Example:
+Example (not run: needs a trained run in runs/demo):
 
 >>> from grok_tf.search import ProductHasher, build_index
 >>> index, _ = build_index(ProductHasher("runs/demo"), "photos/")

@@ -16,7 +16,7 @@ records the fingerprint of the `ProductHasher` that built it, and
 `search_index` refuses another run's hasher (or an index too old to record
 one) rather than return meaningless neighbours.
 
-Example (a notebook):
+Example, a notebook (not run: needs a trained, compressed run and photos):
 
 >>> hasher = ProductHasher("runs/grocery")  # doctest: +SKIP
 >>> index = build_index(hasher, "catalogue.txt", "indexes/shelf")
@@ -105,7 +105,7 @@ class ProductHasher:
             a copy of the run, and changes when the run is retrained or
             compressed again.
 
-    Example:
+    Example (not run: needs a trained, compressed run and photos):
 
     >>> hasher = ProductHasher("runs/demo")  # doctest: +SKIP
     >>> codes, valid = hasher.hash(["a.jpg", "b.jpg"])  # doctest: +SKIP

@@ -1,6 +1,6 @@
 """Stage 7b, serving: one TF Serving SavedModel with every output.
 
-Example:
+Example (not run: needs a trained run in runs/demo):
 
 >>> from grok_tf.serving import export_run
 >>> export_run("runs/demo", "saved_models/demo")  # doctest: +SKIP

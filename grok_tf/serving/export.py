@@ -60,7 +60,7 @@ class ServingFunctions:
         tables: head name -> `CalibrationTable` (`load_calibration`).
         top_k: labels returned per head (clipped to the head's classes).
 
-    Example:
+    Example (not run: needs a trained run's parts):
 
     >>> functions = ServingFunctions(spec, model, hasher, tables)
     ... # doctest: +SKIP
@@ -233,7 +233,7 @@ def export_run(run_dir, model_dir, top_k=5, name=None, hasher="catalyzer"):
     Returns:
         The `Path` of the new version.
 
-    Example:
+    Example (not run: needs a trained run in runs/demo):
 
     >>> export_run("runs/demo", "saved_models/demo")  # doctest: +SKIP
     PosixPath('saved_models/demo/1')
@@ -367,7 +367,7 @@ def predict_images(model_dir, paths, signature=DEFAULT_SIGNATURE):
         of `{"label", "score"}` (best first, calibrated scores), `hash`
         (64 hex digits) and the `version` used.
 
-    Example:
+    Example (not run: needs an exported SavedModel):
 
     >>> predict_images("saved_models/demo", ["a.jpg"])[0]["category"][0]
     ... # doctest: +SKIP

@@ -515,9 +515,10 @@ def load_spec(path):
 
     Example:
 
-    >>> spec = load_spec("data_specs/demo.yaml")  # doctest: +SKIP
-    >>> [h.name for h in spec.heads]  # doctest: +SKIP
-    ['category', 'colour', 'pattern', 'queries']
+    >>> from grok_tf.demo import demo_spec_path
+    >>> spec = load_spec(demo_spec_path())
+    >>> [h.name for h in spec.heads]
+    ['category', 'colour', 'pattern', 'queries', 'product', 'product_pairs']
     """
 
     path = Path(path)

@@ -4,7 +4,7 @@
 - `training_model`: the outputs that carry a loss, the compile arguments;
 - `distribution`: MirroredStrategy and MultiWorkerMirroredStrategy.
 
-Example:
+Example (not run: trains a model):
 
 >>> from grok_tf.training import train
 >>> train("data_specs/demo.yaml", "runs/demo", epochs=1)  # doctest: +SKIP

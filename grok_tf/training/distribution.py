@@ -166,7 +166,7 @@ def replica_strategy(replicas):
         DistributionError: when logical CPU devices are needed but
             TensorFlow was already initialised with fewer.
 
-    Example:
+    Example (not run: it would set the process's devices):
 
     >>> strategy = replica_strategy(2)  # doctest: +SKIP
     >>> strategy.num_replicas_in_sync  # doctest: +SKIP

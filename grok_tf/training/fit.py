@@ -72,7 +72,7 @@ def train(
     Returns:
         The Keras `History.history` dict.
 
-    Example:
+    Example (not run: trains a model):
 
     >>> train("data_specs/demo.yaml", "runs/demo", epochs=1)  # doctest: +SKIP
     """

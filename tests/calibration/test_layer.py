@@ -1,11 +1,8 @@
-import doctest
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from grok_tf.calibration import layer as layer_module
 from grok_tf.calibration.layer import IsotonicCalibration
 from grok_tf.calibration.table import CalibrationTable
 from grok_tf.calibration.table import fit_isotonic
@@ -195,8 +192,3 @@ def test_layer_harness(tmp_path):
     np.testing.assert_array_equal(restored.x_thresholds.numpy(), table.x)
     np.testing.assert_array_equal(restored.y_thresholds.numpy(), table.y)
     np.testing.assert_array_equal(restored.lengths.numpy(), table.lengths)
-
-
-def test_docstring_examples():
-    result = doctest.testmod(layer_module)
-    assert result.attempted > 0 and result.failed == 0

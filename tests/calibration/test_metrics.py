@@ -1,10 +1,7 @@
-import doctest
-
 import numpy as np
 import pytest
 from sklearn.metrics import brier_score_loss
 
-from grok_tf.calibration import metrics as metrics_module
 from grok_tf.calibration.metrics import brier_score
 from grok_tf.calibration.metrics import expected_calibration_error
 from grok_tf.calibration.metrics import reliability_bins
@@ -91,8 +88,3 @@ def test_brier_hand_case_and_binary_equals_sklearn():
     assert brier_score(q, y) == pytest.approx(
         brier_score_loss(y[:, 0], q[:, 0])
     )
-
-
-def test_docstring_examples():
-    result = doctest.testmod(metrics_module)
-    assert result.attempted > 0 and result.failed == 0

@@ -1,7 +1,6 @@
 """Tests of grok_tf.data.synthetic, the embedded default dataset."""
 
 import dataclasses
-import doctest
 import json
 from pathlib import Path
 
@@ -10,8 +9,6 @@ import pytest
 from PIL import Image
 
 from grok_tf.data.synthetic import catalog
-from grok_tf.data.synthetic import config as config_module
-from grok_tf.data.synthetic import vocabulary
 from grok_tf.data.synthetic.catalog import CATALOG_VERSION
 from grok_tf.data.synthetic.catalog import generate_synthetic_catalog
 from grok_tf.data.synthetic.config import CatalogConfig
@@ -318,9 +315,3 @@ def test_incomplete_catalogue_is_not_returned(tmp_path):
     (root / "train.txt").unlink()
     with pytest.raises(FileExistsError, match="incomplete"):
         generate_synthetic_catalog(root, tiny)
-
-
-@pytest.mark.parametrize("module", [config_module, vocabulary])
-def test_docstring_examples(module):
-    result = doctest.testmod(module)
-    assert result.attempted > 0 and result.failed == 0

@@ -1,7 +1,6 @@
 """Tests of `grok_tf.evaluation.retrieval_metrics`: hand-computed cases, a
 loop-based reference on random data, batching invariance and error messages."""
 
-import doctest
 import math
 
 import numpy as np
@@ -407,11 +406,6 @@ def test_batching_does_not_change_results(metric, exclude_self, monkeypatch):
         assert report == reports[0]
     for ranking in rankings[1:]:
         np.testing.assert_array_equal(ranking, rankings[0])
-
-
-def test_docstring_examples():
-    result = doctest.testmod(rm)
-    assert result.attempted > 0 and result.failed == 0
 
 
 def _call(**changes):

@@ -1,4 +1,3 @@
-import doctest
 import json
 
 import faiss
@@ -7,7 +6,6 @@ import pytest
 
 from grok_tf.evaluation.retrieval_metrics import rank_gallery
 from grok_tf.io import atomic_files
-from grok_tf.search import hash_index
 from grok_tf.search.hash_index import HashIndex
 from grok_tf.search.hash_index import hasher_fingerprint
 
@@ -491,8 +489,3 @@ def test_bad_versions_and_fingerprints_are_rejected(tmp_path, change, match):
         HashIndex.load(tmp_path / "hashes")
     with pytest.raises(ValueError, match="hasher must be a fingerprint"):
         HashIndex(hasher="sha256")
-
-
-def test_docstring_examples():
-    result = doctest.testmod(hash_index)
-    assert result.attempted >= 5 and result.failed == 0

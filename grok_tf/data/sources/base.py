@@ -81,7 +81,7 @@ class DatasetSource(abc.ABC):
         catalogues: the dataset may name a `catalogue:` CSV of reference
             images under `root`, for retrieval evaluation.
 
-    Example:
+    Example (not run: it would register a source for the whole process):
 
     >>> @register_source  # doctest: +SKIP
     ... class JsonList(DatasetSource):

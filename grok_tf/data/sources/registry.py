@@ -28,7 +28,7 @@ def register_source(cls: type[DatasetSource]) -> type[DatasetSource]:
             (a required key it does not accept, files under a `root` it
             does not require).
 
-    Example:
+    Example (not run: it would register a source for the whole process):
 
     >>> @register_source  # doctest: +SKIP
     ... class JsonList(DatasetSource):

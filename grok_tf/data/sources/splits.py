@@ -58,7 +58,7 @@ def read_split(spec, dataset, split: str) -> Split:
         SpecError: for a label outside its head's vocabulary, naming the file
             and line.
 
-    Example:
+    Example (not run: needs grocery.yaml and its photos):
 
     >>> spec = resolve_vocabularies(load_spec("grocery.yaml"))  # doctest: +SKIP
     >>> read_split(spec, spec.datasets[0], "val").labels["fine_class"][:3]

@@ -4,7 +4,7 @@
 `render` (one photo of a product) and `catalog` (the files on disk,
 `generate_synthetic_catalog`).
 
-Example:
+Example (not run: writes a catalogue of images):
 
 >>> root = generate_synthetic_catalog("/tmp/catalog")  # doctest: +SKIP
 """

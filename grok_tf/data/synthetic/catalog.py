@@ -43,7 +43,7 @@ round holds one photo of every product in a random order), so any prefix
 of at least `num_products` lines covers every product, category, colour
 and pattern.
 
-Example:
+Example (not run: writes a catalogue of images):
     >>> from grok_tf.data.synthetic.catalog import CatalogConfig
     >>> from grok_tf.data.synthetic.catalog import generate_synthetic_catalog
     >>> root = generate_synthetic_catalog("/tmp/catalog")  # doctest: +SKIP
@@ -326,7 +326,7 @@ def generate_synthetic_catalog(
             different config, or is a non-empty folder that is not a
             catalogue. Nothing is deleted.
 
-    Example:
+    Example (not run: writes a catalogue of images):
         >>> from grok_tf.data.synthetic.catalog import CatalogConfig
         >>> root = generate_synthetic_catalog(
         ...     "/tmp/grok_catalog", CatalogConfig(seed=0))  # doctest: +SKIP

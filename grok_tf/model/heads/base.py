@@ -56,7 +56,7 @@ class HeadType(abc.ABC):
             evaluated on them and a dataset's catalogue may name the head.
         served: the head's outputs appear in the exported SavedModel.
 
-    Example:
+    Example (not run: it would register a head type for the whole process):
 
     >>> @register_head_type  # doctest: +SKIP
     ... class SigmoidHead(HeadType):

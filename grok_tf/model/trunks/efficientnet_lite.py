@@ -306,9 +306,10 @@ def efficientnet_lite0_classifier(
             installed (the message says how to install it).
 
     Example:
+        >>> import numpy as np
         >>> model = efficientnet_lite0_classifier(weights="imagenet")
         >>> images = np.full((1, 224, 224, 3), 128.0, "float32")
-        >>> model.predict(images).shape
+        >>> model.predict(images, verbose=0).shape
         (1, 1000)
 
     Reference:

@@ -12,7 +12,7 @@ trunk can be built.
 
 This module imports no trunk and no converter: both sides import it.
 
-Example:
+Example (not run: it would register a provider for the whole process):
     >>> import grok_tf.model  # registers the converters' providers
     >>> ("efficientnet_lite0", "imagenet") in registered_pretrained_weights()
     True

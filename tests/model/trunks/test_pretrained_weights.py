@@ -4,8 +4,6 @@
 returns; without a provider the build fails with one clear line.
 """
 
-import doctest
-
 import numpy as np
 import pytest
 
@@ -84,8 +82,3 @@ def test_the_converter_registered_its_provider():
     assert KEY in registered_pretrained_weights()
     loader = pretrained_weights._PROVIDERS[KEY]
     assert loader is converter.convert_efficientnet_lite0
-
-
-def test_docstring_examples():
-    result = doctest.testmod(pretrained_weights)
-    assert result.attempted > 0 and result.failed == 0
