@@ -9,6 +9,7 @@ from typing import Literal
 from typing import NoReturn
 from typing import Protocol
 
+from grok_tf.data.sources.slices import split_slice
 from grok_tf.data.sources.tokens import Tokens
 
 if TYPE_CHECKING:  # the spec imports this package lazily: no cycle
@@ -152,3 +153,21 @@ class DatasetSource(abc.ABC):
             SpecError: one line naming the file and line (or field) of the
                 first problem.
         """
+
+
+class FileSource(DatasetSource):
+    """A source whose splits are files (or folders) under `root`.
+
+    Such datasets may take tag feeds and name a catalogue; `split_path`
+    resolves a split's entry, `[a:b]` slice and all.
+    """
+
+    tag_feeds = True
+    catalogues = True
+
+    def split_path(
+        self, dataset: "DatasetSpec", ref: str
+    ) -> tuple[Path, tuple | None]:
+        """`(root / file, bounds)` of a split entry such as `a.txt[:90%]`."""
+        name, bounds = split_slice(ref)
+        return dataset.root / name, bounds

@@ -1,9 +1,8 @@
 """`csv_tags`: a CSV with an `image` column and label columns."""
 
-from grok_tf.data.sources.base import DatasetSource
+from grok_tf.data.sources.base import FileSource
 from grok_tf.data.sources.registry import register_source
 from grok_tf.data.sources.slices import apply_slice
-from grok_tf.data.sources.slices import split_slice
 from grok_tf.data.sources.tokens import Tokens
 from grok_tf.data.sources.tokens import collect_tokens
 from grok_tf.data.sources.tokens import parse_token
@@ -13,7 +12,7 @@ from grok_tf.io.text_files import read_table
 
 
 @register_source
-class CsvTagsSource(DatasetSource):
+class CsvTagsSource(FileSource):
     """Images and their tags in a CSV table.
 
     The CSV (a file under `root`, optionally sliced: `tags.csv[:90%]`) has
@@ -34,13 +33,9 @@ class CsvTagsSource(DatasetSource):
     """
 
     name = "csv_tags"
-    keys = frozenset({"root", "catalogue"})
-    tag_feeds = True
-    catalogues = True
 
     def read(self, spec, dataset, ref, who) -> Tokens:
-        name, bounds = split_slice(ref)
-        path = dataset.root / name
+        path, bounds = self.split_path(dataset, ref)
         table = read_table(path, who)
         header = table.header
         if "image" not in header:

@@ -1,9 +1,8 @@
 """`image_folder`: `root/<split>/<class>/*.jpg`."""
 
-from grok_tf.data.sources.base import DatasetSource
+from grok_tf.data.sources.base import FileSource
 from grok_tf.data.sources.registry import register_source
 from grok_tf.data.sources.slices import apply_slice
-from grok_tf.data.sources.slices import split_slice
 from grok_tf.data.sources.tokens import Tokens
 from grok_tf.data.sources.tokens import collect_tokens
 from grok_tf.errors import SpecError
@@ -12,7 +11,7 @@ IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
 @register_source
-class ImageFolderSource(DatasetSource):
+class ImageFolderSource(FileSource):
     """Images in one folder per class.
 
     A split entry is a folder under `root` holding `<class>/<image>` files
@@ -34,14 +33,10 @@ class ImageFolderSource(DatasetSource):
     """
 
     name = "image_folder"
-    keys = frozenset({"root", "catalogue"})
     split_entries = "folder"
-    tag_feeds = True
-    catalogues = True
 
     def read(self, spec, dataset, ref, who) -> Tokens:
-        name, bounds = split_slice(ref)
-        folder = dataset.root / name
+        folder, bounds = self.split_path(dataset, ref)
         files = sorted(
             p
             for p in folder.glob("*/*")

@@ -1,9 +1,8 @@
 """`image_list`: a text file of `path, label, label, ...` lines."""
 
-from grok_tf.data.sources.base import DatasetSource
+from grok_tf.data.sources.base import FileSource
 from grok_tf.data.sources.registry import register_source
 from grok_tf.data.sources.slices import apply_slice
-from grok_tf.data.sources.slices import split_slice
 from grok_tf.data.sources.tokens import Tokens
 from grok_tf.data.sources.tokens import collect_tokens
 from grok_tf.data.sources.tokens import parse_token
@@ -13,7 +12,7 @@ from grok_tf.io.text_files import read_list
 
 
 @register_source
-class ImageListSource(DatasetSource):
+class ImageListSource(FileSource):
     """Images listed in a text file, with their labels.
 
     Each line is `path, label, label, ...`, the path relative to `root`
@@ -37,13 +36,9 @@ class ImageListSource(DatasetSource):
     """
 
     name = "image_list"
-    keys = frozenset({"root", "catalogue"})
-    tag_feeds = True
-    catalogues = True
 
     def read(self, spec, dataset, ref, who) -> Tokens:
-        name, bounds = split_slice(ref)
-        path = dataset.root / name
+        path, bounds = self.split_path(dataset, ref)
         records = apply_slice(list(read_list(path, who)), bounds)
 
         def rows():
