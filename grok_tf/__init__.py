@@ -1,20 +1,23 @@
 """grok_tf: GrokNet (Bell et al., KDD 2020) in TensorFlow / Keras 3.
 
-The flow, one module per concept:
+The folders follow the flow, each stage reading what the one before wrote:
 
-    spec.py (data specs) -> sources.py (readers) -> batch_mixer.py
-    (multi-dataset tf.data) -> groknet.py (trunks/ + layers/gem_pooling.py
-    + heads.py) -> losses/ -> training.py (model.fit, distribution.py)
-    -> evaluation.py (retrieval_metrics.py)
-    -> calibration.py (isotonic, per head) and compression.py (catalyzer.py,
-    binary_codes.py, hash_baselines.py: 256-bit hashes) -> serving.py (the
-    TF Serving SavedModel); product_search.py + hash_index.py search hashes.
+    spec/ (the YAML data spec) -> data/ (sources/, images, batch_mixer,
+    query_mining, synthetic/) -> model/ (groknet: trunks/ + GeM + heads/ +
+    the embedding; layers/, losses/, pretrained/) -> training/ (model.fit
+    into a run directory: run_dir.py) -> evaluation/ -> calibration/ and
+    compression/ (hashers/: 256-bit product hashes) -> search/ and serving/
+    (the TF Serving SavedModel). inference.py is the one loop that runs a
+    trained model over images; io/ holds atomic writes and text inputs.
 
-`synthetic_catalog.py` generates the embedded default dataset; `cli.py` is
-the `grok-tf` command. Importing `grok_tf` is light: TensorFlow loads when a
-public name below is first used.
+Head types, dataset sources, trunks and hashers are each an abstract base
+with a registry (`register_head_type`, `register_source`, `register_trunk`,
+`register_hasher`). `cli.py` is the `grok-tf` command. Importing `grok_tf`
+is light: TensorFlow loads when a public name below is first used. The
+module paths of grok_tf 0.1 still import (`moved_modules`).
 """
 
+from grok_tf import moved_modules
 from grok_tf.lazy_exports import lazy_exports
 
 __version__ = "0.1.0"
@@ -50,3 +53,4 @@ __all__ = [*_PUBLIC, "__version__"]
 
 
 __getattr__, __dir__ = lazy_exports(__name__, _PUBLIC)
+moved_modules.install()  # grok_tf 0.1 module paths still import
