@@ -15,14 +15,19 @@ def test_every_public_name_resolves_to_its_module_object():
     assert set(grok_tf.__all__) == {*grok_tf._PUBLIC, "__version__"}
 
 
-def test_importing_grok_tf_does_not_import_tensorflow():
-    code = "import sys, grok_tf; print('tensorflow' in sys.modules)"
-    done = subprocess.run(
+def python(code):
+    """Runs `code` in a fresh interpreter (no module imported by tests)."""
+    return subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,
         text=True,
         timeout=HANG_GUARD,
     )
+
+
+def test_importing_grok_tf_does_not_import_tensorflow():
+    code = "import sys, grok_tf; print('tensorflow' in sys.modules)"
+    done = python(code)
     assert done.stdout.strip() == "False", done.stderr[-1000:]
 
 
@@ -73,10 +78,5 @@ def test_old_module_paths_import_the_same_objects():
             "print('ok')",
         ]
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD,
-    )
+    done = python(code)
     assert done.stdout.strip() == "ok", done.stderr[-2000:]
