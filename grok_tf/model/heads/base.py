@@ -2,16 +2,31 @@
 
 import abc
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
 from typing import Any
 from typing import ClassVar
+from typing import Protocol
 
 import keras
 import numpy as np
 from keras import ops
 
-if TYPE_CHECKING:
-    from grok_tf.spec.schema import HeadSpec
+
+class HeadSpec(Protocol):
+    """What a head type reads of a spec's head (`grok_tf.spec.HeadSpec`).
+
+    Declared here rather than imported, so that the model never imports
+    the spec, not even for type checking: the spec looks head types up in
+    this package, and the two would form an import cycle.
+    """
+
+    name: str
+    type: str
+    classes: tuple[str, ...] | None
+    options: Mapping[str, Any]
+
+    @property
+    def num_classes(self) -> int: ...
+
 
 # The kinds of option defaults a spec can check a value against.
 OPTION_KINDS = (bool, int, float, str, type(None))
@@ -94,7 +109,7 @@ class HeadType(abc.ABC):
     @abc.abstractmethod
     def output(
         self,
-        head: "HeadSpec",
+        head: HeadSpec,
         features: keras.KerasTensor,
         embedding: keras.KerasTensor,
     ) -> keras.KerasTensor | None:
@@ -102,20 +117,20 @@ class HeadType(abc.ABC):
         the L2-normalised `embedding`; None for a training-only head."""
 
     @abc.abstractmethod
-    def loss(self, head: "HeadSpec") -> keras.losses.Loss:
+    def loss(self, head: HeadSpec) -> keras.losses.Loss:
         """The Keras loss: per-example values, mean over weighted rows."""
 
-    def metrics(self, head: "HeadSpec") -> list[keras.metrics.Metric]:
+    def metrics(self, head: HeadSpec) -> list[keras.metrics.Metric]:
         """Weighted metrics logged in training: top-1 for one-label heads."""
         if self.multilabel:
             return []
         return [keras.metrics.SparseCategoricalAccuracy("top1")]
 
-    def logits(self, head: "HeadSpec", output: Any) -> Any:
+    def logits(self, head: HeadSpec, output: Any) -> Any:
         """Class logits from the head's output."""
         return output
 
-    def probabilities(self, head: "HeadSpec", output: Any) -> Any:
+    def probabilities(self, head: HeadSpec, output: Any) -> Any:
         """Class scores in [0, 1]: the softmax of the logits, in float32.
 
         For the multi-label softmax heads too (their spread target makes
@@ -125,13 +140,13 @@ class HeadType(abc.ABC):
         logits = ops.cast(self.logits(head, output), "float32")
         return ops.softmax(logits, axis=-1)
 
-    def extra_inputs(self, head: "HeadSpec") -> dict[str, keras.KerasTensor]:
+    def extra_inputs(self, head: HeadSpec) -> dict[str, keras.KerasTensor]:
         """Inputs the training model takes for this head beyond `image`."""
         return {}
 
     def training_output(
         self,
-        head: "HeadSpec",
+        head: HeadSpec,
         groknet: keras.Model,
         inputs: Mapping[str, keras.KerasTensor],
     ) -> keras.KerasTensor:
@@ -140,7 +155,7 @@ class HeadType(abc.ABC):
         return groknet.output[head.name]
 
     def training_targets(
-        self, head: "HeadSpec", labels: Any, weights: Any
+        self, head: HeadSpec, labels: Any, weights: Any
     ) -> tuple[dict[str, Any], Any, Any]:
         """From the batch's labels and weights of the head: the values of
         its `extra_inputs`, and the target and weight its loss gets."""
@@ -148,7 +163,7 @@ class HeadType(abc.ABC):
 
     def evaluation_metric(
         self,
-        head: "HeadSpec",
+        head: HeadSpec,
         output: np.ndarray,
         labels: np.ndarray,
         weights: np.ndarray,
