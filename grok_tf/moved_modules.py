@@ -80,6 +80,8 @@ class MovedModuleFinder(importlib.abc.MetaPathFinder):
     """Finds an old grok_tf module path; loads it as its new module."""
 
     def find_spec(self, fullname, path=None, target=None):
+        if not fullname.startswith("grok_tf."):
+            return None  # first on sys.meta_path: every import asks
         moved = new_name(fullname)
         if moved is None:
             return None
