@@ -5,7 +5,8 @@ batch. `training_batches` builds one pipeline per dataset (shuffle, parallel
 guarded decode, augmentation, labels for every head), batches each to its
 share and concatenates them, so a batch always holds exactly
 `images_per_batch` images of every dataset: `[dataset 0 rows | dataset 1
-rows | ...]`. Under a distribution strategy each replica builds its own
+rows | ...]`. A dataset's `augmentation:` overrides the spec's `training:`
+augmentation for its images only. Under a distribution strategy each replica builds its own
 pipeline with `images_per_batch / num_replicas` images of every dataset
 (`distributed_training_batches`).
 
@@ -17,6 +18,8 @@ Every element is `(images, labels, weights)`:
 - `weights[head]`: float32 [B], 1 where the example has a label for the head
   and 0 where its dataset does not feed it (or the label is missing).
 """
+
+import dataclasses
 
 import tensorflow as tf
 
@@ -182,11 +185,14 @@ def training_batches(spec, splits, log, input_context=None):
             buffer = min(len(split), training.shuffle_buffer)
             return ds.repeat().shuffle(buffer, seed=seed)
 
+        augmentation = dataclasses.replace(
+            training, **dataset.options.get("augmentation", {})
+        )
         ds = decoded_examples(
             spec,
             split,
             log,
-            lambda image: augment_for_training(image, size, training),
+            lambda image, a=augmentation: augment_for_training(image, size, a),
             arrange,
         )
         streams.append(ds.batch(shares[dataset.name], drop_remainder=True))

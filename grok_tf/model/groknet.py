@@ -2,7 +2,8 @@
 
     image [S, S, 3] in [0, 255]
       -> trunk (own normalisation) -> feature map [h, w, C]
-      -> GeMPooling (learnable p, float32) -> `features` [C]
+      -> GeMPooling (learnable p, float32; or average pooling,
+         `model.pooling`) -> `features` [C]
            -> softmax heads: Dense -> logits (float32)
            -> Dense(C -> embedding_size) -> L2 normalisation -> `embedding`
                 -> ArcFace heads: cosines to class centres
@@ -47,7 +48,7 @@ def build_groknet(spec):
     trunk = build_trunk(m.trunk, (size, size, 3), weights=m.weights)
     if m.sync_batch_norm:
         synchronize_batch_norm(trunk)
-    features = GeMPooling(p=m.gem_p, name="gem_pooling")(trunk(image))
+    features = pooling_layer(m)(trunk(image))
     projection = keras.layers.Dense(
         m.embedding_size, dtype="float32", name="embedding_projection"
     )(features)
@@ -62,6 +63,24 @@ def build_groknet(spec):
     outputs["embedding"] = embedding
     outputs["features"] = keras.layers.Identity(name="features")(features)
     return keras.Model(image, outputs, name="groknet")
+
+
+def pooling_layer(model_spec):
+    """The global pooling `model.pooling` names, computing in float32.
+
+    `gem`: GeM with p initialised to `gem_p`, learned unless
+    `learn_gem_p: false`; `average`: plain global average pooling (GeM at
+    p = 1), the trunk's usual pooling, to measure what GeM brings.
+    """
+    if model_spec.pooling == "average":
+        return keras.layers.GlobalAveragePooling2D(
+            dtype="float32", name="average_pooling"
+        )
+    return GeMPooling(
+        p=model_spec.gem_p,
+        trainable_p=model_spec.learn_gem_p,
+        name="gem_pooling",
+    )
 
 
 def synchronize_batch_norm(model):

@@ -13,7 +13,9 @@ Layout of a spec (see `data_specs/*.yaml` for complete examples)::
       weights: null             # or imagenet
       input_size: 64
       embedding_size: 400
-      gem_p: 3.0
+      pooling: gem              # or average
+      gem_p: 3.0                # GeM's initial exponent
+      learn_gem_p: true         # false: p stays gem_p
       sync_batch_norm: false    # batch statistics over all replicas
       max_image_pixels: 40000000  # larger images are skipped / invalid
     training:                   # all optional; CLI flags override
@@ -34,6 +36,7 @@ Layout of a spec (see `data_specs/*.yaml` for complete examples)::
         splits: {train: train.txt, val: val.txt}
         images_per_batch: 16
         feeds: {category: 0}    # head -> label column of this source
+        augmentation: {crop_area: [0.2, 1.0]}  # overrides training's
         # A multi-label head may take the query tags of each image's
         # product, mined from a product table (grok_tf.data.query_mining):
         #   queries: {column: 0, tags: {file: products.csv, key: id,
@@ -81,6 +84,18 @@ _TAG_DEFAULTS = {"min_products": 2, "max_share": 0.25}
 _HEAD_KEYS = {"name", "type", "classes", "loss_weight"}
 
 _TOP_KEYS = {"model", "training", "heads", "datasets"}
+
+#: The global pooling choices of `model.pooling` (`grok_tf.model.groknet`).
+POOLINGS = ("gem", "average")
+#: The `training:` settings a dataset's `augmentation:` may override.
+AUGMENTATION_KEYS = (
+    "crop_area",
+    "flip",
+    "brightness",
+    "contrast",
+    "saturation",
+    "hue",
+)
 
 
 class _Reader:
@@ -200,6 +215,14 @@ class _Reader:
                 self.fail(field, f"must be null or 'imagenet', got {value!r}")
             return value
 
+        def pooling(field, value):
+            if value not in POOLINGS:
+                self.fail(
+                    field,
+                    f"must be {' or '.join(POOLINGS)}, got {value!r}",
+                )
+            return value
+
         return self.section(
             "model",
             raw,
@@ -209,13 +232,33 @@ class _Reader:
                 "weights": weights,
                 "input_size": lambda f, v: self.positive_int(f, v, 32),
                 "embedding_size": self.positive_int,
+                "pooling": pooling,
                 "gem_p": lambda f, v: self.number(f, v, positive=True),
+                "learn_gem_p": self.flag,
                 "sync_batch_norm": self.flag,
                 "max_image_pixels": self.positive_int,
             },
         )
 
     def training(self, raw):
+        return self.section(
+            "training", raw, TrainingSpec, self._training_checks()
+        )
+
+    def augmentation(self, field, raw):
+        """A dataset's overrides of the `training:` augmentation settings."""
+        if not isinstance(raw, dict):
+            self.fail(field, f"must be a mapping, got {_kind(raw)}")
+        self.check_keys(field, raw, set(AUGMENTATION_KEYS))
+        checks = self._training_checks()
+        return {
+            key: checks[key](f"{field}.{key}", value)
+            for key, value in raw.items()
+        }
+
+    def _training_checks(self):
+        """`{key: check(field, value) -> value}` of the `training:` keys."""
+
         def crop_area(field, value):
             if (
                 not isinstance(value, list | tuple)
@@ -246,7 +289,7 @@ class _Reader:
         for key in ("weight_decay", "brightness", "contrast", "saturation"):
             checks[key] = self.number
         checks["hue"] = hue
-        return self.section("training", raw, TrainingSpec, checks)
+        return checks
 
     def classes(self, field, value):
         if value is None or value == "inferred":
@@ -347,8 +390,10 @@ class _Reader:
                 else "missing required field",
             )
         source = dataset_source(source)
-        required = {"name", "splits", "images_per_batch", "feeds"}
+        required = {"name", "images_per_batch", "feeds"}
         required |= source.required_keys
+        if source.default_splits is None:
+            required.add("splits")
         self.check_keys(field, raw, source.accepted_keys(), sorted(required))
         name = self.name(f"{field}.name", raw["name"])
         images_per_batch = self.positive_int(
@@ -362,7 +407,7 @@ class _Reader:
                 must_exist=not source.generated,
                 kind="folder",
             )
-        splits = raw["splits"]
+        splits = raw.get("splits", source.default_splits)
         if not isinstance(splits, dict) or not splits:
             self.fail(f"{field}.splits", "must map split names to files")
         for split, ref in splits.items():
@@ -414,6 +459,10 @@ class _Reader:
         if "catalogue" in raw:
             options["catalogue"] = self.catalogue(
                 f"{field}.catalogue", raw["catalogue"], root, feeds, heads
+            )
+        if "augmentation" in raw:
+            options["augmentation"] = self.augmentation(
+                f"{field}.augmentation", raw["augmentation"]
             )
         return DatasetSpec(
             name=name,
@@ -478,19 +527,32 @@ class _Reader:
         return {"column": raw["column"], "tags": settings}
 
     def catalogue(self, field, raw, root, feeds, heads):
-        """A CSV of catalogue images and their ids, for retrieval."""
+        """A CSV of catalogue images and their ids, for retrieval.
+
+        Its ids are those of one id head the dataset feeds: `head:` names
+        it when the dataset feeds several (ArcFace and pairwise, say).
+        """
         self.check_keys(
-            field, raw, {"file", "image", "id"}, ("file", "image", "id")
+            field, raw, {"file", "image", "id", "head"}, ("file", "image", "id")
         )
         path = root / self.expand(f"{field}.file", raw["file"])
         self.check_exists(f"{field}.file", path)
         id_heads = [h for h in feeds if _head_type(heads[h]).identity]
+        identity = ", ".join(_head_type_names(lambda t: t.identity))
+        if "head" in raw:
+            if raw["head"] not in id_heads:
+                self.fail(
+                    f"{field}.head",
+                    f"{raw['head']!r} is not an id head ({identity}) this "
+                    f"dataset feeds ({', '.join(id_heads) or 'none'})",
+                )
+            id_heads = [raw["head"]]
         if len(id_heads) != 1:
-            identity = _head_type_names(lambda t: t.identity)
             self.fail(
                 field,
                 "a catalogue needs the dataset to feed exactly one id head "
-                f"({', '.join(identity)}), it feeds {len(id_heads)}",
+                f"({identity}), it feeds {len(id_heads)}"
+                + (": name one with `head:`" if id_heads else ""),
             )
         return {
             "file": str(path),
@@ -550,6 +612,10 @@ def parse_spec(raw, path, text=""):
         for i, d in enumerate(raw["datasets"])
     ]
     _check_unique(reader, "datasets", [d.name for d in datasets])
+    for i, dataset in enumerate(datasets):
+        dataset_source(dataset.source).check_spec(
+            reader, f"datasets[{i}]", dataset, datasets
+        )
     for i, head in enumerate(heads):
         if not any(head.name in d.feeds for d in datasets):
             reader.fail(

@@ -19,7 +19,11 @@ class ModelSpec:
     weights: str | None = None
     input_size: int = 64
     embedding_size: int = 400
+    # Global pooling of the trunk's feature map: GrokNet's GeM (learnable
+    # p, initialised to gem_p) or plain average pooling, to measure GeM.
+    pooling: str = "gem"
     gem_p: float = 3.0
+    learn_gem_p: bool = True
     sync_batch_norm: bool = False
     # Most pixels one image may decode to (after JPEG DCT scaling), in
     # training, evaluation and serving: grok_tf.data.images.
@@ -96,7 +100,10 @@ class DatasetSpec:
     "tags": {...}}` giving each image the query tags mined for its product
     (`grok_tf.data.query_mining.read_tag_table`).
     `options` holds source-specific settings (`catalog`, `data_dir`,
-    `image_key` for tfds; `seed` and `config` for synthetic).
+    `image_key` for tfds; `seed` and `config` for synthetic; `of` for a
+    catalogue source), the checked `catalogue` of retrieval evaluation and
+    `augmentation`: the `training:` augmentation settings this dataset
+    overrides (e.g. stronger crops for catalogue images).
     """
 
     name: str

@@ -20,6 +20,13 @@ label tokens. The built-in ones, one module each:
   (`ClassLabel` or a sequence of them). Images stay encoded and streamed.
 - `synthetic`: the package's synthetic catalogue, generated into `root` on
   first use, then read as an `image_list`.
+- `catalogue`: the catalogue images of another dataset (`of:`), as
+  training data; feed column = a column of that catalogue's CSV.
+
+An id head (ArcFace, pairwise) fed by datasets of different products
+(grocery and cars, say) keeps their ids apart: its classes are named
+`<space>/<label>`, a dataset's space being its name (a `catalogue`
+dataset's is its `of:`), and inferred classes are built that way.
 
 Every file source also accepts feed column `path:K`, the K-th component of
 the image's relative path (e.g. `path:1` of `train/Fruit/Apple/x.jpg` is
@@ -40,11 +47,13 @@ catalogue a leading `/` means `root` (grocery's `classes.csv`).
 
 from grok_tf.data.sources.base import DatasetSource
 from grok_tf.data.sources.base import SpecReader
+from grok_tf.data.sources.catalogue import CatalogueSource
 from grok_tf.data.sources.csv_tags import CsvTagsSource
 from grok_tf.data.sources.image_folder import IMAGE_SUFFIXES
 from grok_tf.data.sources.image_folder import ImageFolderSource
 from grok_tf.data.sources.image_list import ImageListSource
 from grok_tf.data.sources.labels import encode_labels
+from grok_tf.data.sources.labels import id_spaces
 from grok_tf.data.sources.registry import register_source
 from grok_tf.data.sources.registry import source
 from grok_tf.data.sources.registry import source_names
@@ -66,6 +75,7 @@ from grok_tf.data.sources.vocabularies import resolve_vocabularies
 __all__ = [
     "IMAGE_SUFFIXES",
     "MAX_INFERRED_CLASSES",
+    "CatalogueSource",
     "CsvTagsSource",
     "DatasetSource",
     "ImageFolderSource",
@@ -78,6 +88,7 @@ __all__ = [
     "apply_slice",
     "collect_tokens",
     "encode_labels",
+    "id_spaces",
     "parse_token",
     "read_catalogue",
     "read_split",

@@ -1,6 +1,7 @@
 """The base of every dataset source: what a spec may say, how to read it."""
 
 import abc
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 from typing import Any
@@ -23,7 +24,7 @@ SplitEntries = Literal["file", "folder", "opaque"]
 
 #: Keys every dataset of a spec takes, whatever its source.
 COMMON_KEYS = frozenset(
-    {"name", "source", "splits", "images_per_batch", "feeds"}
+    {"name", "source", "splits", "images_per_batch", "feeds", "augmentation"}
 )
 
 
@@ -81,6 +82,8 @@ class DatasetSource(abc.ABC):
             product table under `root`; `grok_tf.data.query_mining`).
         catalogues: the dataset may name a `catalogue:` CSV of reference
             images under `root`, for retrieval evaluation.
+        default_splits: the `splits:` of a dataset that gives none; None
+            when a spec must give them.
 
     Example (not run: it would register a source for the whole process):
 
@@ -103,6 +106,7 @@ class DatasetSource(abc.ABC):
     generated: ClassVar[bool] = False
     tag_feeds: ClassVar[bool] = False
     catalogues: ClassVar[bool] = False
+    default_splits: ClassVar[dict[str, str] | None] = None
 
     def accepted_keys(self) -> frozenset[str]:
         """Every key a dataset of this source may have in a spec."""
@@ -131,6 +135,32 @@ class DatasetSource(abc.ABC):
         return {
             key: raw[key] for key in sorted(self.keys - {"root"}) if key in raw
         }
+
+    def check_spec(
+        self,
+        reader: SpecReader,
+        field: str,
+        dataset: "DatasetSpec",
+        datasets: Sequence["DatasetSpec"],
+    ) -> None:
+        """Checks `dataset` against the spec's other datasets.
+
+        Called once every dataset of the spec is loaded; the default
+        checks nothing. A source whose datasets refer to another one
+        (`catalogue`'s `of:`) checks the reference here.
+        """
+        del reader, field, dataset, datasets
+
+    def id_space(self, dataset: "DatasetSpec") -> str:
+        """The name of the products `dataset`'s ids number.
+
+        Ids of different spaces are different products, even when equal
+        (grocery product 3 and car class 3): an id head fed from several
+        spaces names its classes `<space>/<label>`
+        (`grok_tf.data.sources.labels`). A dataset is its own space unless
+        its source says otherwise.
+        """
+        return dataset.name
 
     @abc.abstractmethod
     def read(

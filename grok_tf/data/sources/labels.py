@@ -1,12 +1,44 @@
 """Label encoding: tokens of one head -> class ids in its vocabulary.
 
 Softmax heads get one id per image (-1 when unlabelled); multi-label heads
-get a padded id list per image (-1 padding).
+get a padded id list per image (-1 padding). An id head fed by datasets of
+several id spaces (`DatasetSource.id_space`) names its classes
+`<space>/<label>`, so equal ids of different products stay apart.
 """
 
 import numpy as np
 
+from grok_tf.data.sources.registry import source
 from grok_tf.errors import SpecError
+
+
+def id_space(dataset) -> str:
+    """The products `dataset`'s ids number (`DatasetSource.id_space`)."""
+    return source(dataset.source).id_space(dataset)
+
+
+def id_spaces(spec, head) -> tuple[str, ...]:
+    """The id spaces of the datasets feeding an id head, in spec order.
+
+    Empty for a head that is not an id head (`HeadType.identity`): class
+    names of other heads (a colour, a category) mean the same thing in
+    every dataset.
+    """
+    if not head.kind.identity:
+        return ()
+    spaces = [id_space(d) for d in spec.datasets if head.name in d.feeds]
+    return tuple(dict.fromkeys(spaces))
+
+
+def spaced(space: str, token) -> str:
+    """The class name of label `token` in id space `space`.
+
+    Example:
+
+    >>> spaced("cars", 3)
+    'cars/3'
+    """
+    return f"{space}/{token}"
 
 
 def encode_labels(spec, dataset, head, column, where) -> np.ndarray:
@@ -28,6 +60,9 @@ def encode_labels(spec, dataset, head, column, where) -> np.ndarray:
             single-label head, naming the file and line.
     """
     index = {name: i for i, name in enumerate(head.classes)}
+    if len(id_spaces(spec, head)) > 1:
+        space = id_space(dataset)
+        column = [tuple(spaced(space, t) for t in labels) for labels in column]
     width = max((len(labels) for labels in column), default=0)
     if not head.multilabel and width > 1:
         row = next(i for i, labels in enumerate(column) if len(labels) > 1)

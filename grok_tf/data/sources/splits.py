@@ -2,19 +2,17 @@
 
 import dataclasses
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from grok_tf.data.sources.catalogue import catalogue_rows
 from grok_tf.data.sources.labels import encode_labels
 from grok_tf.data.sources.registry import source
 from grok_tf.data.sources.registry import source_names
 from grok_tf.data.sources.tokens import Tokens
 from grok_tf.data.sources.tokens import parse_token
 from grok_tf.errors import SpecError
-from grok_tf.io.text_files import dataset_path
-from grok_tf.io.text_files import read_table
 
 
 @dataclasses.dataclass
@@ -111,20 +109,10 @@ def read_catalogue(spec, dataset) -> Split:
         A `Split` named `catalogue`, labels `{id head: ids}`.
     """
     settings = dataset.options["catalogue"]
-    path = Path(settings["file"])
-    field = f"{spec.path.name}: datasets.{dataset.name}.catalogue"
-    table = read_table(path, f"{field}.file")
-    for key in ("image", "id"):
-        if settings[key] not in table.header:
-            raise SpecError(
-                f"{field}.{key}: column {settings[key]!r} not in {path.name} "
-                f"(has {table.header})"
-            )
+    _, rows = catalogue_rows(spec, dataset)
     head = spec.head(settings["head"])
     refs, tokens, where = [], [], []
-    for number, row in table.rows:
-        origin = f"{path}:{number}"
-        image = dataset_path(row[settings["image"]], origin, root_relative=True)
+    for image, origin, row in rows:
         token = parse_token(row[settings["id"]])
         if not token:
             raise SpecError(

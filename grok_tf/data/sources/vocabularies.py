@@ -2,6 +2,9 @@
 
 import dataclasses
 
+from grok_tf.data.sources.labels import id_space
+from grok_tf.data.sources.labels import id_spaces
+from grok_tf.data.sources.labels import spaced
 from grok_tf.data.sources.splits import read_tokens
 from grok_tf.errors import SpecError
 
@@ -18,14 +21,18 @@ def resolve_vocabularies(spec):
     every dataset feeding the head, sorted; integer ids give classes
     `"0" .. str(max id)`; a source's own vocabulary (tfds `ClassLabel`
     features, tag tables, the synthetic catalogue's files) comes first.
+    An id head fed from several id spaces gets each space's classes in
+    turn, named `<space>/<label>` (`grok_tf.data.sources.labels`).
 
     Returns:
         The `Spec` with every head's classes set.
     """
     if all(head.classes is not None for head in spec.heads):
         return spec
+    # head -> id space (None for heads fed from one space) -> what was found
     found = {h.name: {} for h in spec.heads if h.classes is None}
-    named = {}
+    named = {h: {} for h in found}
+    spaced_heads = {h.name for h in spec.heads if len(id_spaces(spec, h)) > 1}
     for dataset in spec.datasets:
         wanted = [h for h in dataset.feeds if h in found]
         if not wanted:
@@ -35,17 +42,24 @@ def resolve_vocabularies(spec):
         )
         raw = read_tokens(spec, dataset, split)
         for head in wanted:
+            space = id_space(dataset) if head in spaced_heads else None
             if head in raw.vocabularies:
-                named[head] = raw.vocabularies[head]
+                named[head][space] = raw.vocabularies[head]
+            tokens = found[head].setdefault(space, {})
             for labels, origin in zip(raw.tokens[head], raw.where, strict=True):
                 for token in labels:
-                    found[head].setdefault(token, origin)
+                    tokens.setdefault(token, origin)
     heads = []
     for head in spec.heads:
         if head.classes is None:
-            classes = named.get(head.name) or _vocabulary_from(
-                head.name, found[head.name]
-            )
+            classes = []
+            for space, tokens in found[head.name].items():
+                names = named[head.name].get(space) or _vocabulary_from(
+                    head.name, tokens
+                )
+                if space is not None:
+                    names = [spaced(space, name) for name in names]
+                classes.extend(names)
             if not classes:
                 raise SpecError(
                     spec.where(f"heads.{head.name}.classes")
