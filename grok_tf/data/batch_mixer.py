@@ -6,9 +6,9 @@ guarded decode, augmentation, labels for every head), batches each to its
 share and concatenates them, so a batch always holds exactly
 `images_per_batch` images of every dataset: `[dataset 0 rows | dataset 1
 rows | ...]`. A dataset's `augmentation:` overrides the spec's `training:`
-augmentation for its images only. Under a distribution strategy each replica builds its own
-pipeline with `images_per_batch / num_replicas` images of every dataset
-(`distributed_training_batches`).
+augmentation for its images only. Under a distribution strategy each
+replica builds its own pipeline with `images_per_batch / num_replicas`
+images of every dataset (`distributed_training_batches`).
 
 Every element is `(images, labels, weights)`:
 

@@ -1,3 +1,5 @@
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -34,6 +36,30 @@ def test_every_batch_holds_each_datasets_share(tmp_path):
     batches = training_batches(spec, splits, CorruptImageLog())
     for images, labels, weights in batches.take(3).as_numpy_iterator():
         check_composition(images, labels, weights, 4, 2)
+
+
+def test_a_datasets_augmentation_overrides_training_for_its_images_only(
+    tmp_path, monkeypatch
+):
+    import grok_tf.data.batch_mixer as batch_mixer
+
+    spec, splits = two_dataset_spec(tmp_path, colour_images=4, tag_images=2)
+    toy, tagged = spec.datasets
+    strong = {"crop_area": (0.2, 0.5), "hue": 0.1}
+    tagged = dataclasses.replace(tagged, options={"augmentation": strong})
+    spec = dataclasses.replace(spec, datasets=(toy, tagged))
+    seen = []
+    augment = batch_mixer.augment_for_training
+
+    def recording(image, size, training):
+        seen.append(training)
+        return augment(image, size, training)
+
+    monkeypatch.setattr(batch_mixer, "augment_for_training", recording)
+    batches = training_batches(spec, splits, CorruptImageLog())
+    next(iter(batches))
+    assert seen[0] == spec.training
+    assert seen[1] == dataclasses.replace(spec.training, **strong)
 
 
 def test_each_replica_gets_its_share_of_each_dataset(tmp_path):

@@ -38,6 +38,32 @@ def test_outputs_shapes_and_normalised_embedding(toy):
     assert isinstance(gem, GeMPooling) and float(gem.p.numpy()) == 3.0
 
 
+def test_average_pooling_is_the_mean_of_the_trunks_feature_map(toy):
+    spec, _ = toy
+    spec = dataclasses.replace(
+        spec, model=dataclasses.replace(spec.model, pooling="average")
+    )
+    model = build_groknet(spec)
+    assert not any(isinstance(layer, GeMPooling) for layer in model.layers)
+    trunk = model.layers[1]
+    x = np.random.default_rng(1).uniform(0, 255, (2, 32, 32, 3))
+    x = x.astype("float32")
+    expected = np.asarray(trunk(x)).mean(axis=(1, 2))
+    features = np.asarray(model(x)["features"])
+    np.testing.assert_allclose(features, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_gem_p_stays_fixed_when_not_learned(toy):
+    spec, _ = toy
+    fixed = dataclasses.replace(
+        spec, model=dataclasses.replace(spec.model, learn_gem_p=False)
+    )
+    learned = build_groknet(spec).get_layer("gem_pooling")
+    gem = build_groknet(fixed).get_layer("gem_pooling")
+    assert any(v is learned.p for v in learned.trainable_variables)
+    assert not gem.trainable_variables and float(gem.p.numpy()) == 3.0
+
+
 def test_training_model_shares_layers_and_keeps_head_outputs(toy):
     spec, _ = toy
     groknet = build_groknet(spec)

@@ -101,6 +101,28 @@ BROKEN = [
     ("model.gem_p", 0, "model.gem_p: must be positive, got 0"),
     ("model.sync_batch_norm", "on", "model.sync_batch_norm: must be true or"),
     ("model.weights", "coco", "model.weights: must be null or 'imagenet'"),
+    ("model.pooling", "max", "model.pooling: must be gem or average, got"),
+    ("model.learn_gem_p", "no", "model.learn_gem_p: must be true or false"),
+    (
+        "datasets[0].augmentation",
+        "strong",
+        "datasets[0].augmentation: must be a mapping, got str",
+    ),
+    (
+        "datasets[0].augmentation",
+        {"crop": [0.2, 1.0]},
+        "datasets[0].augmentation.crop: unknown key (did you mean",
+    ),
+    (
+        "datasets[0].augmentation",
+        {"epochs": 3},
+        "datasets[0].augmentation.epochs: unknown key",
+    ),
+    (
+        "datasets[0].augmentation",
+        {"crop_area": [0.9, 0.1]},
+        "datasets[0].augmentation.crop_area: must be [min, max]",
+    ),
     ("training.epoch", 3, "training.epoch: unknown key (did you mean"),
     (
         "training.crop_area",
@@ -246,6 +268,32 @@ def test_catalogue_needs_its_file_and_one_id_head(tmp_path, base):
     raw["heads"][0]["type"] = "arcface"
     spec = load_spec(write_spec(tmp_path, raw))
     assert spec.datasets[0].options["catalogue"]["head"] == "colour"
+    # Two id heads: `head:` picks one, and must name one of them.
+    raw["heads"][1]["type"] = "pairwise"
+    with pytest.raises(SpecError, match="it feeds 2: name one with `head:`"):
+        load_spec(write_spec(tmp_path, raw))
+    raw["datasets"][0]["catalogue"]["head"] = "nope"
+    with pytest.raises(
+        SpecError,
+        match=r"catalogue.head: 'nope' is not an id head .* this dataset "
+        r"feeds \(colour, shape\)",
+    ):
+        load_spec(write_spec(tmp_path, raw))
+    raw["datasets"][0]["catalogue"]["head"] = "shape"
+    spec = load_spec(write_spec(tmp_path, raw))
+    assert spec.datasets[0].options["catalogue"]["head"] == "shape"
+
+
+def test_a_dataset_overrides_the_training_augmentation(tmp_path, base):
+    raw = copy.deepcopy(base)
+    raw["training"]["brightness"] = 0.1
+    raw["datasets"][0]["augmentation"] = {"crop_area": [0.2, 0.9], "hue": 0.1}
+    spec = load_spec(write_spec(tmp_path, raw))
+    assert spec.datasets[0].options["augmentation"] == {
+        "crop_area": (0.2, 0.9),
+        "hue": 0.1,
+    }
+    assert spec.training.brightness == 0.1
 
 
 @pytest.mark.parametrize(
