@@ -4,6 +4,7 @@
                   [--steps-per-epoch N] [--replicas N]
                   [--workers HOST:PORT,... --worker-index I]
     grok-tf evaluate --run RUN_DIR [--split NAME] [--report FILE]
+                     [--figures DIR]
     grok-tf compress --run RUN_DIR [--bits 256] [--split train]
     grok-tf index --run RUN_DIR --images LIST_OR_FOLDER --out INDEX_DIR
                   [--hasher catalyzer]
@@ -15,6 +16,8 @@
     grok-tf predict --model saved_models/NAME IMAGE...
     grok-tf convert-weights efficientnet_lite0 [--force]
     grok-tf demo [--out DIR] [--model-dir saved_models/demo]
+    grok-tf compare --spec SPEC --out DIR [--by dataset|head] [--split val]
+                    [--epochs N] [--steps-per-epoch N]
 
 Heavy imports happen after the arguments are parsed, so `--help` is instant
 and `--replicas` can split the CPU into logical devices before TensorFlow
@@ -61,6 +64,11 @@ def _parser():
     evaluate.add_argument("--run", required=True, help="run directory")
     evaluate.add_argument("--split", default="val", help="split name")
     evaluate.add_argument("--report", help="also write the JSON here")
+    evaluate.add_argument(
+        "--figures",
+        metavar="DIR",
+        help="also draw retrieval grids and confusion matrices (PNG) here",
+    )
 
     compress = commands.add_parser(
         "compress",
@@ -151,6 +159,24 @@ def _parser():
         help="where the SavedModel versions go",
     )
     _add_schedule(demo)
+
+    compare = commands.add_parser(
+        "compare",
+        help="unified model vs single-task models on the same spec "
+        "(GrokNet's claim, on your data)",
+    )
+    compare.add_argument("--spec", required=True, help="data spec (YAML)")
+    compare.add_argument(
+        "--out", required=True, help="folder of the runs and the comparison"
+    )
+    compare.add_argument(
+        "--by",
+        choices=["dataset", "head"],
+        default="dataset",
+        help="one single-task model per dataset (default) or per head",
+    )
+    compare.add_argument("--split", default="val", help="split name (val)")
+    _add_schedule(compare)
     return parser
 
 
@@ -226,7 +252,10 @@ def _run(args):
 
         # The bar only on a terminal: piped stdout must stay valid JSON.
         report = evaluate_run(
-            args.run, split=args.split, verbose=int(sys.stdout.isatty())
+            args.run,
+            split=args.split,
+            verbose=int(sys.stdout.isatty()),
+            figures=args.figures,
         )
         text = json.dumps(report, indent=2, sort_keys=True)
         print(text)
@@ -304,6 +333,21 @@ def _run(args):
             epochs=args.epochs,
             steps_per_epoch=args.steps_per_epoch,
         )
+    elif args.command == "compare":
+        from grok_tf.compare import COMPARE_JSON
+        from grok_tf.compare import compare
+        from grok_tf.compare import comparison_table
+
+        result = compare(
+            args.spec,
+            args.out,
+            by=args.by,
+            split=args.split,
+            epochs=args.epochs,
+            steps_per_epoch=args.steps_per_epoch,
+        )
+        print(comparison_table(result))
+        print(f"grok-tf: comparison written to {Path(args.out) / COMPARE_JSON}")
     return 0
 
 

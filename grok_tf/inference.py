@@ -95,6 +95,18 @@ def predict(spec, model, splits, batch_size=64, verbose=0):
 
 def predict_split(spec, model, split_name, batch_size=64, verbose=0):
     """`predict` over one split of every dataset that has it."""
+    return predict(
+        spec, model, read_splits(spec, split_name), batch_size, verbose
+    )
+
+
+def read_splits(spec, split_name):
+    """The `Split`s named `split_name` of every dataset that has one, in
+    the order `predict_split` runs them.
+
+    Raises:
+        ValueError: no dataset has the split.
+    """
     splits = [
         read_split(spec, d, split_name)
         for d in spec.datasets
@@ -103,7 +115,31 @@ def predict_split(spec, model, split_name, batch_size=64, verbose=0):
     if not splits:
         names = ", ".join(spec.split_names())
         raise ValueError(f"no dataset has a split {split_name!r} ({names})")
-    return predict(spec, model, splits, batch_size, verbose)
+    return splits
+
+
+def kept_refs(splits, skipped):
+    """The image reference of each row `predict` returned over `splits`.
+
+    `predict` keeps the images it could read, in the order of the splits'
+    refs: these are every ref but the skipped ones (an unreadable ref is
+    skipped wherever it occurs).
+
+    Args:
+        splits: the `Split`s given to `predict`.
+        skipped: the refs its log recorded (`log.summary()["files"]`).
+
+    Returns:
+        A list of refs, one per output row.
+
+    Example:
+
+    >>> from grok_tf.data.sources import Split
+    >>> split = Split("toy", "val", ["a.jpg", "b.jpg", "c.jpg"], {})
+    >>> kept_refs([split], {"b.jpg": "file not found"})
+    ['a.jpg', 'c.jpg']
+    """
+    return [ref for split in splits for ref in split.refs if ref not in skipped]
 
 
 def embed_images(

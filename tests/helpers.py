@@ -4,6 +4,7 @@
   specs: `make_colour_dataset`, `write_spec`, `add_query_tag_feed`,
   `two_dataset_spec`, `all_losses_spec`), a bomb PNG header and
   `one_replica_batches`, the global batch of the distributed pipeline;
+  `copy_old_run`, a trained run of every head type without training;
 - CLI: `grok_tf`, the `grok-tf` command run as a user runs it;
 - losses: `numpy_pair_losses`, the pairwise double-margin loss pair by pair;
 - trunks: random `images` and `n_trainable` parameter counts;
@@ -17,15 +18,18 @@ import collections
 import copy
 import dataclasses
 import io
+import json
 import math
 import os
 import pickle
 import shlex
+import shutil
 import struct
 import subprocess
 import sys
 import zipfile
 import zlib
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -109,6 +113,22 @@ def write_spec(folder, raw, name="spec.yaml"):
     path = folder / name
     path.write_text(yaml.safe_dump(copy.deepcopy(raw), sort_keys=False))
     return path
+
+
+#: A small trained run of every head type (tests/fixtures/run_0_1_0).
+OLD_RUN = Path(__file__).resolve().parent / "fixtures/run_0_1_0"
+
+
+def copy_old_run(folder):
+    """Copies `OLD_RUN` into `folder`, its `run.json` pointing at the copied
+    spec (as if the user's files had stayed beside it); returns the run
+    directory. A trained run for free: no training."""
+    shutil.copytree(OLD_RUN, folder)
+    info_path = folder / "run/run.json"
+    info = json.loads(info_path.read_text())
+    info["spec_path"] = str(folder / "spec.yaml")
+    info_path.write_text(json.dumps(info, indent=2))
+    return folder / "run"
 
 
 def add_query_tag_feed(raw, table="products.csv", max_share=0.7):

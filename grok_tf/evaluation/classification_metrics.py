@@ -1,4 +1,4 @@
-"""Per-head metrics of a split: top-1 accuracy, mAP and their chance levels.
+"""Per-head metrics of a split: top-1 (plain, balanced), mAP, chance levels.
 
 Head types (`grok_tf.model.heads.HeadType.evaluation_metric`) pick theirs;
 every function takes numpy arrays and a per-row weight (0: unlabelled).
@@ -18,6 +18,44 @@ def top1_accuracy(logits, labels, weights):
     if not keep.any():
         return None
     return float(np.mean(np.argmax(logits[keep], -1) == labels[keep]))
+
+
+def balanced_accuracy(logits, labels, weights):
+    """Balanced top-1 accuracy: the mean per-class recall of the argmax.
+
+    Over the rows with weight > 0, each class present among their labels
+    gets its recall (the fraction of its rows whose argmax is the class);
+    the result is the mean of these recalls, every present class counting
+    the same however many rows it has. On an unbalanced split (half the
+    fashion photos are T-shirts) it shows what plain accuracy hides: always
+    answering the majority class scores 1 / (number of present classes).
+
+    Args:
+        logits: `[N, C]` class scores (any monotone transform of the
+            logits gives the same argmax).
+        labels: `[N]` integer class ids (-1 where unknown, weight 0).
+        weights: `[N]` row weights; only rows with weight > 0 count.
+
+    Returns:
+        A float, or None when no row has weight > 0.
+
+    Example: class 0 has rows 0, 1, 2 (2 of 3 right), class 1 row 3 (right);
+    accuracy 3/4, balanced (2/3 + 1) / 2.
+
+    >>> logits = np.array([[1, 0], [1, 0], [0, 1], [0, 1], [1, 0]])
+    >>> labels, weights = np.array([0, 0, 0, 1, -1]), np.array([1, 1, 1, 1, 0])
+    >>> round(balanced_accuracy(logits, labels, weights), 4)
+    0.8333
+    """
+    keep = weights > 0
+    if not keep.any():
+        return None
+    truth = labels[keep]
+    right = np.argmax(logits[keep], -1) == truth
+    classes, position = np.unique(truth, return_inverse=True)
+    hits = np.bincount(position, weights=right, minlength=len(classes))
+    rows = np.bincount(position, minlength=len(classes))
+    return float(np.mean(hits / rows))
 
 
 def mean_average_precision(scores, multi_hot, weights):

@@ -4,24 +4,32 @@ Each head reports its type's metric (`HeadType.evaluation_metric`,
 `grok_tf.model.heads`) over the images that have a label for it: top-1
 accuracy for one-label heads (softmax, ArcFace), mAP for multi-label heads
 (the mean over classes with at least one positive of the average precision
-of the head's probabilities). Id heads (`HeadType.identity`: ArcFace,
+of the head's probabilities). One-label heads also report
+`balanced_top1`, the mean per-class recall (`balanced_accuracy`), which a
+majority class cannot inflate. Id heads (`HeadType.identity`: ArcFace,
 pairwise) also report retrieval with the embedding: Recall@1/5/10 and
 mAP@R, photo -> photo and photo -> catalogue, with the float embedding
 and, once the run is compressed (`grok-tf compress`), with its Catalyzer,
-LSH and ITQ hashes side by side.
+LSH and ITQ hashes side by side. With `figures`, retrieval grids and
+confusion matrices are drawn too (`grok_tf.evaluation.figures`).
 """
 
 import numpy as np
 
 from grok_tf.data.sources import read_catalogue
+from grok_tf.evaluation.classification_metrics import balanced_accuracy
 from grok_tf.evaluation.classification_metrics import mean_average_precision
 from grok_tf.evaluation.classification_metrics import top1_accuracy
+from grok_tf.evaluation.figures import figures_folder
+from grok_tf.evaluation.figures import write_figures
 from grok_tf.evaluation.retrieval_metrics import retrieval_metrics
+from grok_tf.inference import kept_refs
 from grok_tf.inference import predict
-from grok_tf.inference import predict_split
+from grok_tf.inference import read_splits
 from grok_tf.run_dir import load_run
 
 __all__ = [
+    "balanced_accuracy",
     "evaluate_run",
     "mean_average_precision",
     "retrieval_report",
@@ -100,7 +108,7 @@ def retrieval_report(spec, model, outputs, labels, batch_size=64, hashers=None):
     return report
 
 
-def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
+def evaluate_run(run_dir, split="val", batch_size=64, verbose=0, figures=None):
     """Evaluates a finished run on one split.
 
     Args:
@@ -108,10 +116,15 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
         split: the split name.
         batch_size: images per forward pass.
         verbose: show a progress bar.
+        figures: optional folder: writes there the retrieval grids and
+            confusion matrices of `grok_tf.evaluation.figures.write_figures`.
 
     Returns:
         A JSON-ready dict: `{"split", "images", "heads": {name: {"type",
-        "metric", "value", "examples", "chance"}}, "corrupt_images"}`.
+        "metric", "value", "examples", "classes", "chance"}, plus
+        "balanced_top1" for one-label heads}, "retrieval",
+        "corrupt_images"}`, and with `figures` the PNG paths written
+        (`"figures"`).
 
     Example (not run: needs a trained run in runs/demo):
 
@@ -121,9 +134,12 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
     """
     from grok_tf.compression.compress import load_hashers
 
+    if figures is not None:  # before the long part
+        figures = figures_folder(figures)
     spec, model = load_run(run_dir)
-    outputs, labels, weights, log = predict_split(
-        spec, model, split, batch_size, verbose
+    splits = read_splits(spec, split)
+    outputs, labels, weights, log = predict(
+        spec, model, splits, batch_size, verbose
     )
     heads = {}
     for head in spec.heads:
@@ -141,12 +157,39 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0):
             "classes": head.num_classes,
             "chance": chance,
         }
-    return {
+        if not head.kind.multilabel:
+            logits = np.asarray(head.kind.logits(head, outputs[head.name]))
+            heads[head.name]["balanced_top1"] = balanced_accuracy(
+                logits, labels[head.name], w
+            )
+    corrupt = log.summary()
+    report = {
         "split": split,
         "images": int(len(outputs["embedding"])),
         "heads": heads,
         "retrieval": retrieval_report(
             spec, model, outputs, labels, batch_size, load_hashers(run_dir)
         ),
-        "corrupt_images": log.summary(),
+        "corrupt_images": corrupt,
     }
+    if figures is not None:
+        id_heads = [
+            name
+            for name, entry in report["retrieval"].items()
+            if "same_as" not in entry
+        ]
+        written = write_figures(
+            spec,
+            model,
+            outputs,
+            labels,
+            weights,
+            kept_refs(splits, corrupt["files"]),
+            splits,
+            figures,
+            id_heads,
+            split_name=split,
+            batch_size=batch_size,
+        )
+        report["figures"] = [str(path) for path in written]
+    return report

@@ -31,6 +31,7 @@ from grok_tf.model.layers import GeMPooling
 from grok_tf.run_dir import check_run_dir
 from grok_tf.run_dir import start_run
 from grok_tf.spec.loader import load_spec
+from grok_tf.spec.schema import Spec
 from grok_tf.training.distribution import is_chief
 from grok_tf.training.distribution import training_strategy
 from grok_tf.training.distribution import worker_index
@@ -54,7 +55,9 @@ def train(
     """Trains GrokNet on the datasets of a spec.
 
     Args:
-        spec_path: the data spec (YAML).
+        spec_path: the data spec (YAML), or an already loaded `Spec`
+            (e.g. one derived from another spec by
+            `grok_tf.compare`); its `text` is what the run records.
         run_dir: the run directory (created; an interrupted run in it is
             resumed from its last finished epoch).
         epochs: overrides the spec's `training.epochs`.
@@ -77,7 +80,9 @@ def train(
     >>> train("data_specs/demo.yaml", "runs/demo", epochs=1)  # doctest: +SKIP
     """
     strategy = training_strategy(replicas)  # before any other TF work
-    spec = resolve_vocabularies(load_spec(spec_path))
+    if not isinstance(spec_path, Spec):
+        spec_path = load_spec(spec_path)
+    spec = resolve_vocabularies(spec_path)
     overrides = {
         k: v
         for k, v in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch))
