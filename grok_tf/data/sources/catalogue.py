@@ -17,7 +17,7 @@ from grok_tf.data.sources.slices import apply_slice
 from grok_tf.data.sources.slices import split_slice
 from grok_tf.data.sources.tokens import Tokens
 from grok_tf.data.sources.tokens import collect_tokens
-from grok_tf.data.sources.tokens import parse_token
+from grok_tf.data.sources.tokens import table_labels
 from grok_tf.errors import SpecError
 from grok_tf.io.text_files import dataset_path
 from grok_tf.io.text_files import read_table
@@ -129,14 +129,6 @@ class CatalogueSource(DatasetSource):
         parent = next(d for d in spec.datasets if d.name == of)
         header, rows = catalogue_rows(spec, parent, split_slice(ref)[1])
         table = Path(parent.options["catalogue"]["file"]).name
-
-        def label_of(row, column, origin):
-            if column not in header:
-                raise SpecError(
-                    f"{spec.path.name}: datasets.{dataset.name}.feeds: column "
-                    f"{column!r} not in {table} (has {header})"
-                )
-            return parse_token(row[column])
-
+        label_of = table_labels(spec, dataset, header, table)
         located = dataclasses.replace(dataset, root=parent.root)
         return collect_tokens(spec, located, iter(rows), label_of)

@@ -5,7 +5,7 @@ from grok_tf.data.sources.registry import register_source
 from grok_tf.data.sources.slices import apply_slice
 from grok_tf.data.sources.tokens import Tokens
 from grok_tf.data.sources.tokens import collect_tokens
-from grok_tf.data.sources.tokens import parse_token
+from grok_tf.data.sources.tokens import table_labels
 from grok_tf.errors import SpecError
 from grok_tf.io.text_files import dataset_path
 from grok_tf.io.text_files import read_table
@@ -47,12 +47,5 @@ class CsvTagsSource(FileSource):
                 origin = f"{path}:{number}"
                 yield dataset_path(row["image"], origin), origin, row
 
-        def label_of(row, column, origin):
-            if column not in header:
-                raise SpecError(
-                    f"{spec.path.name}: datasets.{dataset.name}.feeds: column "
-                    f"{column!r} not in {path.name} (has {header})"
-                )
-            return parse_token(row[column])
-
+        label_of = table_labels(spec, dataset, header, path.name)
         return collect_tokens(spec, dataset, rows(), label_of)

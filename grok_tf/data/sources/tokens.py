@@ -60,6 +60,22 @@ def parse_token(text: str) -> tuple[Token, ...]:
     return tuple(p if parse_int(p) is None else parse_int(p) for p in parts)
 
 
+def table_labels(spec, dataset, header, table):
+    """`label_of` for `collect_tokens` over rows of a CSV table: a feed
+    column is a column name of `header`; `table` names the file in errors.
+    """
+
+    def label_of(row, column, origin):
+        if column not in header:
+            raise SpecError(
+                f"{spec.path.name}: datasets.{dataset.name}.feeds: column "
+                f"{column!r} not in {table} (has {header})"
+            )
+        return parse_token(row[column])
+
+    return label_of
+
+
 def collect_tokens(
     spec,
     dataset,
