@@ -16,7 +16,7 @@ confusion matrices are drawn too (`grok_tf.evaluation.figures`).
 
 import numpy as np
 
-from grok_tf.data.sources import read_catalogue
+from grok_tf.data.sources import read_catalogues
 from grok_tf.evaluation.classification_metrics import balanced_accuracy
 from grok_tf.evaluation.classification_metrics import mean_average_precision
 from grok_tf.evaluation.classification_metrics import top1_accuracy
@@ -76,11 +76,7 @@ def retrieval_report(spec, model, outputs, labels, batch_size=64, hashers=None):
         if not len(query_ids):
             continue
         searches = {"photo_to_photo": (queries, query_ids, True)}
-        catalogues = [
-            read_catalogue(spec, d)
-            for d in spec.datasets
-            if d.options.get("catalogue", {}).get("head") == head.name
-        ]
+        catalogues = read_catalogues(spec, head.name)
         if catalogues:
             gallery, gallery_labels, _, _ = predict(
                 spec, model, catalogues, batch_size

@@ -29,7 +29,7 @@ import numpy as np
 
 from grok_tf.data.images import ImageDecoder
 from grok_tf.data.images import resize_for_eval
-from grok_tf.data.sources import read_catalogue
+from grok_tf.data.sources import read_catalogues
 from grok_tf.evaluation.retrieval_metrics import rank_gallery
 from grok_tf.inference import kept_refs
 from grok_tf.inference import predict
@@ -458,11 +458,7 @@ def write_figures(
         )
         picked = query_rows(photos.ids, rows, seed)
         searches = [("retrieval", "photo -> photo", photos, picked)]
-        catalogues = [
-            read_catalogue(spec, d)
-            for d in spec.datasets
-            if d.options.get("catalogue", {}).get("head") == name
-        ]
+        catalogues = read_catalogues(spec, name)
         if catalogues:
             sources += catalogues
             found, found_labels, _, log = predict(

@@ -62,6 +62,7 @@ from grok_tf.data.sources.slices import apply_slice
 from grok_tf.data.sources.slices import split_slice
 from grok_tf.data.sources.splits import Split
 from grok_tf.data.sources.splits import read_catalogue
+from grok_tf.data.sources.splits import read_catalogues
 from grok_tf.data.sources.splits import read_split
 from grok_tf.data.sources.splits import read_tokens
 from grok_tf.data.sources.synthetic import SyntheticSource
@@ -91,6 +92,7 @@ __all__ = [
     "id_spaces",
     "parse_token",
     "read_catalogue",
+    "read_catalogues",
     "read_split",
     "read_tokens",
     "register_source",

@@ -129,3 +129,13 @@ def read_catalogue(spec, dataset) -> Split:
         refs=refs,
         labels={head.name: ids},
     )
+
+
+def read_catalogues(spec, head_name) -> list[Split]:
+    """The catalogues (`read_catalogue`) of every dataset whose catalogue
+    holds the ids of head `head_name`, in spec order."""
+    return [
+        read_catalogue(spec, d)
+        for d in spec.datasets
+        if d.options.get("catalogue", {}).get("head") == head_name
+    ]
