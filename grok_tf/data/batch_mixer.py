@@ -16,7 +16,9 @@ Every element is `(images, labels, weights)`:
 - `labels[head]`: int32 [B] class id (-1 when absent) for softmax heads;
   float32 [B, C] multi-hot (all zero when absent) for multi-label heads.
 - `weights[head]`: float32 [B], 1 where the example has a label for the head
-  and 0 where its dataset does not feed it (or the label is missing).
+  and 0 where its dataset does not feed it (or the label is missing). In
+  training batches, a dataset's `loss_weight` scales the weights of its
+  images (pseudo-labelled crops count less than true labels).
 """
 
 import dataclasses
@@ -195,6 +197,14 @@ def training_batches(spec, splits, log, input_context=None):
             lambda image, a=augmentation: augment_for_training(image, size, a),
             arrange,
         )
+        if dataset.loss_weight != 1.0:
+            ds = ds.map(
+                lambda image, labels, weights, w=dataset.loss_weight: (
+                    image,
+                    labels,
+                    {head: w * weight for head, weight in weights.items()},
+                )
+            )
         streams.append(ds.batch(shares[dataset.name], drop_remainder=True))
     mixed = tf.data.Dataset.zip(tuple(streams)).map(_concatenate)
     return mixed.prefetch(AUTOTUNE)

@@ -37,6 +37,7 @@ Layout of a spec (see `data_specs/*.yaml` for complete examples)::
         images_per_batch: 16
         feeds: {category: 0}    # head -> label column of this source
         augmentation: {crop_area: [0.2, 1.0]}  # overrides training's
+        loss_weight: 1.0        # scales the training weight of its images
         # A multi-label head may take the query tags of each image's
         # product, mined from a product table (grok_tf.data.query_mining):
         #   queries: {column: 0, tags: {file: products.csv, key: id,
@@ -399,6 +400,9 @@ class _Reader:
         images_per_batch = self.positive_int(
             f"{field}.images_per_batch", raw["images_per_batch"]
         )
+        loss_weight = self.number(
+            f"{field}.loss_weight", raw.get("loss_weight", 1.0), positive=True
+        )
         root = None
         if "root" in raw:
             root = self.path_of(
@@ -472,6 +476,7 @@ class _Reader:
             images_per_batch=images_per_batch,
             feeds=dict(feeds),
             options=options,
+            loss_weight=loss_weight,
         )
 
     def feed_column(self, field, column):

@@ -104,6 +104,9 @@ class DatasetSpec:
     catalogue source), the checked `catalogue` of retrieval evaluation and
     `augmentation`: the `training:` augmentation settings this dataset
     overrides (e.g. stronger crops for catalogue images).
+    `loss_weight` scales the training weight of every image of the
+    dataset on every head it feeds (e.g. 0.5 for pseudo-labelled crops,
+    whose labels are noisier than true ones).
     """
 
     name: str
@@ -113,6 +116,7 @@ class DatasetSpec:
     images_per_batch: int
     feeds: dict[str, Any]
     options: dict[str, Any]
+    loss_weight: float = 1.0
 
 
 @dataclasses.dataclass(frozen=True)

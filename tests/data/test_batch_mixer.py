@@ -62,6 +62,18 @@ def test_a_datasets_augmentation_overrides_training_for_its_images_only(
     assert seen[1] == dataclasses.replace(spec.training, **strong)
 
 
+def test_a_datasets_loss_weight_scales_the_weights_of_its_images(tmp_path):
+    spec, splits = two_dataset_spec(tmp_path, colour_images=4, tag_images=2)
+    toy, tagged = spec.datasets
+    tagged = dataclasses.replace(tagged, loss_weight=0.25)
+    spec = dataclasses.replace(spec, datasets=(toy, tagged))
+    batches = training_batches(spec, splits, CorruptImageLog())
+    images, labels, weights = next(batches.as_numpy_iterator())
+    np.testing.assert_array_equal(weights["colour"], [1, 1, 1, 1, 0, 0])
+    np.testing.assert_array_equal(weights["tags"], [0, 0, 0, 0, 0.25, 0.25])
+    np.testing.assert_array_equal(labels["tags"][4:].sum(-1), 2)
+
+
 def test_each_replica_gets_its_share_of_each_dataset(tmp_path):
     spec, splits = two_dataset_spec(tmp_path, colour_images=4, tag_images=2)
     strategy = two_replica_strategy()

@@ -123,6 +123,8 @@ BROKEN = [
         {"crop_area": [0.9, 0.1]},
         "datasets[0].augmentation.crop_area: must be [min, max]",
     ),
+    ("datasets[0].loss_weight", 0, "datasets[0].loss_weight: must be posi"),
+    ("datasets[0].loss_weight", "low", "datasets[0].loss_weight: must be a"),
     ("training.epoch", 3, "training.epoch: unknown key (did you mean"),
     (
         "training.crop_area",
@@ -294,6 +296,14 @@ def test_a_dataset_overrides_the_training_augmentation(tmp_path, base):
         "hue": 0.1,
     }
     assert spec.training.brightness == 0.1
+
+
+def test_a_dataset_takes_a_loss_weight(tmp_path, base):
+    raw = copy.deepcopy(base)
+    assert load_spec(write_spec(tmp_path, raw)).datasets[0].loss_weight == 1
+    raw["datasets"][0]["loss_weight"] = 0.5
+    spec = load_spec(write_spec(tmp_path, raw))
+    assert spec.datasets[0].loss_weight == 0.5
 
 
 @pytest.mark.parametrize(

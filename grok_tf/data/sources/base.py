@@ -24,7 +24,15 @@ SplitEntries = Literal["file", "folder", "opaque"]
 
 #: Keys every dataset of a spec takes, whatever its source.
 COMMON_KEYS = frozenset(
-    {"name", "source", "splits", "images_per_batch", "feeds", "augmentation"}
+    {
+        "name",
+        "source",
+        "splits",
+        "images_per_batch",
+        "feeds",
+        "augmentation",
+        "loss_weight",
+    }
 )
 
 
