@@ -39,6 +39,9 @@ setup(
         "faiss-cpu~=1.15",
         # PredictionLog / PredictRequest protos of the SavedModel warm-up.
         "tensorflow-serving-api~=2.21.0",
+        # Runs the TensorFlow Lite detectors of weak supervision (TF's own
+        # tf.lite.Interpreter is deprecated in favour of LiteRT).
+        "ai-edge-litert~=2.3",
     ],
     extras_require={"test": ["pytest~=9.0", "ruff~=0.17"]},
     entry_points={"console_scripts": ["grok-tf = grok_tf.cli:main"]},
