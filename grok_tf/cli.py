@@ -18,6 +18,11 @@
     grok-tf demo [--out DIR] [--model-dir saved_models/demo]
     grok-tf compare --spec SPEC --out DIR [--by dataset|head] [--split val]
                     [--epochs N] [--steps-per-epoch N]
+    grok-tf pseudo-label --run RUN_DIR --images LIST_OR_FOLDER --out DIR
+                         [--detector whole|tflite:PATH|saved_model:PATH]
+                         [--threshold D | --precision P] [--head NAME]
+                         [--min-score S] [--classes A,B] [--min-box PX]
+                         [--max-boxes N] [--box-padding F]
 
 Heavy imports happen after the arguments are parsed, so `--help` is instant
 and `--replicas` can split the CPU into logical devices before TensorFlow
@@ -177,6 +182,53 @@ def _parser():
     )
     compare.add_argument("--split", default="val", help="split name (val)")
     _add_schedule(compare)
+
+    label = commands.add_parser(
+        "pseudo-label",
+        help="product ids for the objects of unlabelled photos, from their "
+        "nearest labelled images (weak supervision)",
+    )
+    label.add_argument("--run", required=True, help="trained run directory")
+    label.add_argument(
+        "--images", required=True, help="unlabelled photos: folder or list"
+    )
+    label.add_argument("--out", required=True, help="output folder")
+    label.add_argument(
+        "--detector",
+        default="whole",
+        help="whole (the photo itself, default), tflite:PATH (an SSD .tflite "
+        "or its folder) or saved_model:PATH (TF Object Detection API)",
+    )
+    cut = label.add_mutually_exclusive_group()
+    cut.add_argument(
+        "--threshold",
+        type=float,
+        help="accept crops at most this cosine distance from their nearest "
+        "labelled image",
+    )
+    cut.add_argument(
+        "--precision",
+        type=float,
+        help="choose the threshold reaching this precision on crops of the "
+        "labelled --split (default 0.9)",
+    )
+    label.add_argument("--split", default="val", help="for --precision (val)")
+    label.add_argument("--head", help="id head naming the products (first)")
+    label.add_argument(
+        "--min-score", type=float, default=0.3, help="detector score (0.3)"
+    )
+    label.add_argument(
+        "--classes", help="comma-separated detector classes to keep (all)"
+    )
+    label.add_argument(
+        "--min-box", type=int, default=32, help="shorter box side, px (32)"
+    )
+    label.add_argument(
+        "--max-boxes", type=_positive, default=5, help="per photo (5)"
+    )
+    label.add_argument(
+        "--box-padding", type=float, default=0.1, help="per side (0.1)"
+    )
     return parser
 
 
@@ -348,6 +400,41 @@ def _run(args):
         )
         print(comparison_table(result))
         print(f"grok-tf: comparison written to {Path(args.out) / COMPARE_JSON}")
+    elif args.command == "pseudo-label":
+        from grok_tf.weak_supervision.detectors import DetectorOptions
+        from grok_tf.weak_supervision.detectors import make_detector
+        from grok_tf.weak_supervision.pseudo_label import pseudo_label
+
+        classes = args.classes and tuple(
+            c.strip() for c in args.classes.split(",") if c.strip()
+        )
+        options = DetectorOptions(
+            min_score=args.min_score,
+            classes=classes or None,
+            min_box_size=args.min_box,
+            max_boxes=args.max_boxes,
+            padding=args.box_padding,
+        )
+        report = pseudo_label(
+            args.run,
+            args.images,
+            args.out,
+            make_detector(args.detector, options),
+            threshold=args.threshold,
+            precision=args.precision,
+            head=args.head,
+            split=args.split,
+            verbose=int(sys.stderr.isatty()),
+        )
+        for path, reason in report["unreadable"]["files"].items():
+            print(f"grok-tf: skipped {path}: {reason}", file=sys.stderr)
+        print(
+            f"grok-tf: {report['images']} photos, {report['crops']} crops, "
+            f"{report['accepted']} accepted at distance <= "
+            f"{report['threshold']} ({report['threshold_from']}); "
+            f"{report['unreadable']['count']} unreadable; written to "
+            f"{args.out}"
+        )
     return 0
 
 

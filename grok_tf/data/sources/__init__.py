@@ -22,6 +22,9 @@ label tokens. The built-in ones, one module each:
   first use, then read as an `image_list`.
 - `catalogue`: the catalogue images of another dataset (`of:`), as
   training data; feed column = a column of that catalogue's CSV.
+- `pseudo_labels`: the accepted crops of a `grok-tf pseudo-label` folder
+  (`grok_tf.weak_supervision`), in the id space of another dataset
+  (`of:`); feed column `product` or `product_id`.
 
 An id head (ArcFace, pairwise) fed by datasets of different products
 (grocery and cars, say) keeps their ids apart: its classes are named
@@ -54,6 +57,7 @@ from grok_tf.data.sources.image_folder import ImageFolderSource
 from grok_tf.data.sources.image_list import ImageListSource
 from grok_tf.data.sources.labels import encode_labels
 from grok_tf.data.sources.labels import id_spaces
+from grok_tf.data.sources.pseudo_labels import PseudoLabelSource
 from grok_tf.data.sources.registry import register_source
 from grok_tf.data.sources.registry import source
 from grok_tf.data.sources.registry import source_names
@@ -81,6 +85,7 @@ __all__ = [
     "DatasetSource",
     "ImageFolderSource",
     "ImageListSource",
+    "PseudoLabelSource",
     "SpecReader",
     "Split",
     "SyntheticSource",
