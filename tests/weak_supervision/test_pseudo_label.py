@@ -4,6 +4,7 @@ the output folder, and the list as a training dataset."""
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -41,16 +42,23 @@ def photos(tmp_path_factory):
     return folder
 
 
+@pytest.fixture(scope="module")
+def labelled(run, photos, tmp_path_factory):
+    """`(out, report)`: the photos pseudo-labelled at threshold 0.05."""
+    out = tmp_path_factory.mktemp("labelled") / "pseudo"
+    report = pseudo_label(
+        run, photos, out, make_detector("whole"), threshold=0.05
+    )
+    return out, report
+
+
 def read_rows(out):
     with open(out / "pseudo_labels.csv", newline="") as f:
         return list(csv.DictReader(f))
 
 
-def test_each_crop_takes_its_nearest_labelled_product(run, photos, tmp_path):
-    out = tmp_path / "pseudo"
-    report = pseudo_label(
-        run, photos, out, make_detector("whole"), threshold=0.05
-    )
+def test_each_crop_takes_its_nearest_labelled_product(run, photos, labelled):
+    out, report = labelled
     rows = read_rows(out)
     assert report["images"] == 7 and report["crops"] == 6 == len(rows)
     assert report["unreadable"]["count"] == 1
@@ -118,9 +126,9 @@ class FailingDetector(WholeImageDetector):
         return super().detect(image)
 
 
-def test_a_failure_leaves_the_previous_output(run, photos, tmp_path):
+def test_a_failure_leaves_the_previous_output(run, photos, labelled, tmp_path):
     out = tmp_path / "pseudo"
-    pseudo_label(run, photos, out, make_detector("whole"), threshold=2.0)
+    shutil.copytree(labelled[0], out)
     before = (out / "pseudo_labels.csv").read_bytes()
     with pytest.raises(RuntimeError, match="detector crashed"):
         pseudo_label(run, photos, out, FailingDetector(), threshold=0.1)
@@ -147,17 +155,11 @@ def test_bad_settings_are_one_line_errors(
     assert not (tmp_path / "o").exists()
 
 
-def test_the_list_trains_as_a_pseudo_labels_dataset(run, photos, tmp_path):
+def test_the_list_trains_as_a_pseudo_labels_dataset(run, labelled, tmp_path):
     from grok_tf.training.fit import train
 
-    out = tmp_path / "pseudo"
-    pseudo_label(run, photos, out, make_detector("whole"), threshold=2.0)
+    out = labelled[0]
     rows = read_rows(out)
-    raw = json.loads(
-        json.dumps(load_spec(run.parent / "spec.yaml").text and {})
-    )
-    import yaml
-
     raw = yaml.safe_load((run.parent / "spec.yaml").read_text())
     raw["datasets"].append(
         {
@@ -174,7 +176,13 @@ def test_the_list_trains_as_a_pseudo_labels_dataset(run, photos, tmp_path):
     pseudo = spec.datasets[1]
     assert pseudo.splits == {"train": "pseudo_labels.csv"}
     split = read_split(spec, pseudo, "train")
-    assert len(split) == 6  # threshold 2: every crop accepted
+    rows_accepted = [r for r in rows if r["accepted"] == "1"]
+    assert len(split) == len(rows_accepted)
+    # max_distance 2: every crop, whatever was accepted.
+    raw["datasets"][1]["max_distance"] = 2
+    spec = load_spec(write_spec(run.parent, raw, "pseudo.yaml"))
+    split = read_split(spec, spec.datasets[1], "train")
+    assert len(split) == 6
     expected = [spec.head("product").classes.index(r["product"]) for r in rows]
     np.testing.assert_array_equal(split.labels["product"], expected)
     np.testing.assert_array_equal(
