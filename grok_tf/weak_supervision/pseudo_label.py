@@ -63,6 +63,23 @@ DEFAULT_PRECISION = 0.9
 LISTED_UNREADABLE = 100
 
 
+@dataclasses.dataclass
+class Labelled:
+    """Crops of photos with their nearest labelled product.
+
+    Attributes:
+        crops: the `Crop`s written.
+        unreadable: `{photo: reason}` of photos that could not be decoded.
+        ids: `[N]` class id of each crop's nearest labelled image.
+        distances: `[N]` its cosine distance (inf for an unreadable crop).
+    """
+
+    crops: list
+    unreadable: dict
+    ids: np.ndarray
+    distances: np.ndarray
+
+
 class NearestLabelled:
     """Exact cosine nearest neighbours among labelled embeddings (faiss).
 
@@ -180,7 +197,7 @@ def pseudo_label(
         vectors, valid = embed([str(folder / c.file) for c in crops])
         ids, distances = nearest.search(vectors)
         distances = np.where(valid, distances, np.inf)
-        return crops, unreadable, ids, distances
+        return Labelled(crops, unreadable, ids, distances)
 
     out = Path(out)
     with atomic_directory(out) as partial:
@@ -193,44 +210,22 @@ def pseudo_label(
                     f"head '{head.name}' to measure precision on"
                 )
             say(f"detecting objects in {len(refs)} '{split}' photos")
-            crops, _, ids, distances = label_crops(refs, partial, f"{split}_")
-            by_photo = dict(zip(refs, truth, strict=True))
-            correct = ids == np.array([by_photo[c.source] for c in crops])
-            finite = np.isfinite(distances)
-            threshold, reached = threshold_for_precision(
-                distances[finite], correct[finite], precision
+            measured = label_crops(refs, partial, f"{split}_")
+            threshold, calibration = _calibrated(
+                measured, dict(zip(refs, truth, strict=True)), precision
             )
-            calibration = {
-                "split": split,
-                "photos": len(refs),
-                "crops": int(finite.sum()),
-                "precision": precision,
-                "reached": reached,
-                "curve": _curve(distances[finite], correct[finite]),
-                "distances": distances[finite],
-                "correct": correct[finite],
-            }
-            for c in crops:  # measured; not training data
+            calibration["split"] = split
+            for c in measured.crops:  # measured; not training data
                 (partial / c.file).unlink()
         say(f"detecting objects in {len(paths)} photos")
-        crops, unreadable, ids, distances = label_crops(paths, partial)
-        accepted = distances <= threshold
-        _write_list(partial / LIST_FILE, crops, head, ids, distances, accepted)
-        report = _report(
-            spec,
-            head,
-            detector,
-            gallery,
-            paths,
-            crops,
-            unreadable,
-            accepted,
-            threshold,
-            calibration,
-        )
+        labelled = label_crops(paths, partial)
+        accepted = labelled.distances <= threshold
+        _write_list(partial / LIST_FILE, head, labelled, accepted)
+        report = _report(spec, head, detector, gallery, paths, labelled)
+        report.update(_accepted(labelled, accepted, threshold, calibration))
         _histogram(
             partial / HISTOGRAM_FILE,
-            distances,
+            labelled.distances,
             threshold,
             calibration,
             f"{Path(run_dir).name}: {report['accepted']} of "
@@ -241,6 +236,27 @@ def pseudo_label(
     return report
 
 
+def _calibrated(measured, truth, precision):
+    """`(threshold, calibration)`: the threshold reaching `precision` on
+    crops of labelled photos (`truth`: photo -> class id), and the record
+    of that measurement (precision/coverage curve, distances, rightness).
+    """
+    expected = np.array([truth[c.source] for c in measured.crops], np.int64)
+    finite = np.isfinite(measured.distances)
+    distances = measured.distances[finite]
+    correct = (measured.ids == expected)[finite]
+    threshold, reached = threshold_for_precision(distances, correct, precision)
+    return threshold, {
+        "photos": len(truth),
+        "crops": len(distances),
+        "precision": precision,
+        "reached": reached,
+        "curve": _curve(distances, correct),
+        "distances": distances,
+        "correct": correct,
+    }
+
+
 def _curve(distances, correct, points=21):
     """Precision and coverage at evenly spaced distance quantiles."""
     if not len(distances):
@@ -249,7 +265,8 @@ def _curve(distances, correct, points=21):
     return precision_coverage(distances, correct, np.round(cuts, 4))
 
 
-def _write_list(path, crops, head, ids, distances, accepted):
+def _write_list(path, head, labelled, accepted):
+    crops, ids, distances = labelled.crops, labelled.ids, labelled.distances
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(COLUMNS)
@@ -274,22 +291,11 @@ def _write_list(path, crops, head, ids, distances, accepted):
     write_atomically(path, lambda f: f.write(data))
 
 
-def _report(
-    spec,
-    head,
-    detector,
-    gallery,
-    paths,
-    crops,
-    unreadable,
-    accepted,
-    threshold,
-    calibration,
-):
-    count = len(crops)
-    photos = {c.source for c, ok in zip(crops, accepted, strict=True) if ok}
+def _report(spec, head, detector, gallery, paths, labelled):
+    """What was labelled with what: run, detector, gallery, photos, crops."""
+    unreadable = labelled.unreadable
     listed = dict(sorted(unreadable.items())[:LISTED_UNREADABLE])
-    report = {
+    return {
         "spec": spec.path.name,
         "head": head.name,
         "detector": {
@@ -302,7 +308,17 @@ def _report(
         },
         "images": len(paths),
         "unreadable": {"count": len(unreadable), "files": listed},
-        "crops": count,
+        "crops": len(labelled.crops),
+    }
+
+
+def _accepted(labelled, accepted, threshold, calibration):
+    """How many crops the threshold accepted, and where it came from."""
+    count = len(labelled.crops)
+    photos = {
+        c.source for c, ok in zip(labelled.crops, accepted, strict=True) if ok
+    }
+    found = {
         "accepted": int(accepted.sum()),
         "coverage": round(float(accepted.mean()), 4) if count else 0.0,
         "photos_with_accepted_crops": len(photos),
@@ -310,16 +326,16 @@ def _report(
         "threshold_from": "given",
     }
     if calibration is not None:
-        report["threshold_from"] = (
+        found["threshold_from"] = (
             f"precision {calibration['precision']} on crops of the "
             f"'{calibration['split']}' split"
         )
-        report["calibration"] = {
+        found["calibration"] = {
             k: v
             for k, v in calibration.items()
             if k not in ("distances", "correct")
         }
-    return report
+    return found
 
 
 def _histogram(path, distances, threshold, calibration, title):

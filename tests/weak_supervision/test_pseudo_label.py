@@ -224,34 +224,13 @@ def test_pseudo_labels_dataset_errors(run, tmp_path):
 
 def test_cli_writes_the_list_and_names_unreadable_photos(run, photos, tmp_path):
     out = tmp_path / "pseudo"
-    result = grok_tf(
-        "pseudo-label",
-        "--run",
-        run,
-        "--images",
-        photos,
-        "--out",
-        out,
-        "--threshold",
-        "0.3",
-    )
+    command = ["pseudo-label", "--run", run, "--images", photos, "--out", out]
+    result = grok_tf(*command, "--threshold", "0.3")
     assert result.returncode == 0, result.stderr
     assert "broken.jpg" in result.stderr
     assert "7 photos, 6 crops" in result.stdout
     assert len(read_rows(out)) == 6
-    both = grok_tf(
-        "pseudo-label",
-        "--run",
-        run,
-        "--images",
-        photos,
-        "--out",
-        out,
-        "--threshold",
-        "0.3",
-        "--precision",
-        "0.9",
-    )
+    both = grok_tf(*command, "--threshold", "0.3", "--precision", "0.9")
     assert both.returncode == 2 and "not allowed with" in both.stderr
 
 

@@ -25,8 +25,6 @@ hasher as skipped, with the message, and fits the others.
 """
 
 import abc
-import inspect
-import re
 from pathlib import Path
 from typing import Any
 from typing import ClassVar
@@ -36,10 +34,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from grok_tf.compression.binary_codes import code_bytes
-
-_NAME = re.compile(r"[a-z][a-z0-9_]*")
-# name -> class, in registration order (the order of reports).
-_HASHERS: dict[str, type["Hasher"]] = {}
+from grok_tf.registry import ClassRegistry
 
 
 class HasherFitError(ValueError):
@@ -159,6 +154,9 @@ class Hasher(abc.ABC):
         return f"<{type(self).__name__} {self.name!r} bits={self.bits} {state}>"
 
 
+_HASHERS = ClassRegistry(Hasher, "hasher")
+
+
 def register_hasher(cls: type[Hasher]) -> type[Hasher]:
     """Class decorator: registers a `Hasher` subclass under its `name`.
 
@@ -176,42 +174,20 @@ def register_hasher(cls: type[Hasher]) -> type[Hasher]:
     True
     >>> _ = unregister_hasher("half")
     """
-    if not (isinstance(cls, type) and issubclass(cls, Hasher)):
-        raise TypeError(f"register_hasher: {cls!r} is not a Hasher subclass")
-    if inspect.isabstract(cls):
-        missing = ", ".join(sorted(cls.__abstractmethods__))
-        raise TypeError(
-            f"register_hasher: {cls.__qualname__} does not implement {missing}"
-        )
-    name = cls.name
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(
-            f"register_hasher: {cls.__qualname__}.name must be lowercase "
-            f"letters, digits and '_' (starting with a letter), got {name!r}"
-        )
+    return _HASHERS.add(cls, ("name", "file_name"), _check_file_name)
+
+
+def _check_file_name(cls: type[Hasher]) -> None:
     if not isinstance(cls.file_name, str) or not cls.file_name:
         raise ValueError(
             f"register_hasher: {cls.__qualname__}.file_name must name the "
             f"file save() writes, got {cls.file_name!r}"
         )
-    for other in _HASHERS.values():
-        if other is cls:
-            continue
-        if other.name == name or other.file_name == cls.file_name:
-            taken = "name" if other.name == name else "file_name"
-            raise ValueError(
-                f"register_hasher: {taken} {getattr(cls, taken)!r} of "
-                f"{_qualified(cls)} is taken by {_qualified(other)}"
-            )
-    _HASHERS[name] = cls
-    return cls
 
 
 def unregister_hasher(name: str) -> type[Hasher]:
     """Removes a registered hasher (e.g. a test's); returns its class."""
-    cls = hasher_class(name)
-    del _HASHERS[name]
-    return cls
+    return _HASHERS.remove(name)
 
 
 def hasher_class(name: str) -> type[Hasher]:
@@ -220,27 +196,19 @@ def hasher_class(name: str) -> type[Hasher]:
     Raises:
         ValueError: no hasher has that name (the message lists them).
     """
-    if name not in _HASHERS:
-        raise ValueError(
-            f"unknown hasher {name!r}: registered hashers are "
-            f"{', '.join(_HASHERS)}"
-        )
-    return _HASHERS[name]
+    return _HASHERS.get(name)
 
 
 def hasher_names() -> list[str]:
-    """The registered hashers' names, in registration order."""
-    return list(_HASHERS)
+    """The registered hashers' names, in registration order (the order of
+    reports)."""
+    return _HASHERS.names()
 
 
 def servable_hasher_names() -> list[str]:
     """The registered hashers that implement `tf_codes`."""
     return [
-        name
-        for name, cls in _HASHERS.items()
+        cls.name
+        for cls in _HASHERS.classes()
         if cls.tf_codes is not Hasher.tf_codes
     ]
-
-
-def _qualified(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"

@@ -31,9 +31,7 @@ A new kind is a short subclass, registered before `make_detector` runs:
 
 import abc
 import dataclasses
-import inspect
 import math
-import re
 from pathlib import Path
 from typing import Any
 from typing import ClassVar
@@ -41,10 +39,8 @@ from typing import ClassVar
 import numpy as np
 
 from grok_tf.io.text_files import read_lines
+from grok_tf.registry import ClassRegistry
 
-_NAME = re.compile(r"[a-z][a-z0-9_]*")
-# name -> class, in registration order (the order of error messages).
-_DETECTORS: dict[str, type["Detector"]] = {}
 #: A box edge this close (in pixels) to a pixel boundary counts as on it,
 #: so float noise (0.29 * 100 = 28.999999999999996) adds no pixel to a crop.
 PIXEL_TOLERANCE = 1e-6
@@ -453,6 +449,9 @@ def label_for(class_id: int, names: dict[int, str]) -> str:
     return names.get(class_id, f"class {class_id}")
 
 
+_DETECTORS = ClassRegistry(Detector, "detector")
+
+
 def register_detector(cls: type[Detector]) -> type[Detector]:
     """Class decorator: registers a `Detector` subclass under its `name`.
 
@@ -473,37 +472,12 @@ def register_detector(cls: type[Detector]) -> type[Detector]:
     []
     >>> _ = unregister_detector("nothing")
     """
-    if not (isinstance(cls, type) and issubclass(cls, Detector)):
-        raise TypeError(
-            f"register_detector: {cls!r} is not a Detector subclass"
-        )
-    if inspect.isabstract(cls):
-        missing = ", ".join(sorted(cls.__abstractmethods__))
-        raise TypeError(
-            f"register_detector: {cls.__qualname__} does not implement "
-            f"{missing}"
-        )
-    name = cls.name
-    if not isinstance(name, str) or not _NAME.fullmatch(name):
-        raise ValueError(
-            f"register_detector: {cls.__qualname__}.name must be lowercase "
-            f"letters, digits and '_' (starting with a letter), got {name!r}"
-        )
-    other = _DETECTORS.get(name)
-    if other is not None and other is not cls:
-        raise ValueError(
-            f"register_detector: name {name!r} of {_qualified(cls)} is "
-            f"taken by {_qualified(other)}"
-        )
-    _DETECTORS[name] = cls
-    return cls
+    return _DETECTORS.add(cls)
 
 
 def unregister_detector(name: str) -> type[Detector]:
     """Removes a registered detector kind (e.g. a test's); returns it."""
-    cls = detector_class(name)
-    del _DETECTORS[name]
-    return cls
+    return _DETECTORS.remove(name)
 
 
 def detector_class(name: str) -> type[Detector]:
@@ -512,22 +486,18 @@ def detector_class(name: str) -> type[Detector]:
     Raises:
         ValueError: no detector has that name (the message lists them).
     """
-    if name not in _DETECTORS:
-        raise ValueError(
-            f"unknown detector {name!r}: registered detectors are "
-            f"{', '.join(_DETECTORS)}"
-        )
-    return _DETECTORS[name]
+    return _DETECTORS.get(name)
 
 
 def detector_names() -> list[str]:
-    """The registered detectors' names, in registration order."""
-    return list(_DETECTORS)
+    """The registered detectors' names, in registration order (the order
+    of error messages)."""
+    return _DETECTORS.names()
 
 
 def detector_forms() -> str:
     """The texts `make_detector` accepts, e.g. `whole, tflite:PATH, ...`."""
-    return ", ".join(cls.usage or name for name, cls in _DETECTORS.items())
+    return ", ".join(cls.usage or cls.name for cls in _DETECTORS.classes())
 
 
 def make_detector(
@@ -563,12 +533,12 @@ def make_detector(
             f"detector {text!r}: not a text; accepted forms: {detector_forms()}"
         )
     kind, colon, argument = text.partition(":")
-    if kind not in _DETECTORS:
+    if kind not in _DETECTORS.names():
         raise ValueError(
             f"detector {text!r}: unknown kind {kind!r}; accepted forms: "
             f"{detector_forms()}"
         )
-    cls = _DETECTORS[kind]
+    cls = _DETECTORS.get(kind)
     try:
         arguments = cls.parse_argument(argument if colon else None)
     except ValueError as error:
@@ -576,7 +546,3 @@ def make_detector(
             f"detector {text!r}: {error}; accepted forms: {detector_forms()}"
         ) from None
     return cls(options=options, **arguments)
-
-
-def _qualified(cls: type) -> str:
-    return f"{cls.__module__}.{cls.__qualname__}"
