@@ -21,6 +21,7 @@
     grok-tf pseudo-label --run RUN_DIR --images LIST_OR_FOLDER --out DIR
                          [--detector whole|tflite:PATH|saved_model:PATH]
                          [--threshold D | --precision P] [--head NAME]
+                         [--gallery LIST_OR_FOLDER]
                          [--min-score S] [--classes A,B] [--min-box PX]
                          [--max-boxes N] [--box-padding F]
 
@@ -214,6 +215,12 @@ def _parser():
     )
     label.add_argument("--split", default="val", help="for --precision (val)")
     label.add_argument("--head", help="id head naming the products (first)")
+    label.add_argument(
+        "--gallery",
+        help="labelled images to compare crops with: a list of `path, "
+        "product` lines or a folder of <product>/ folders (default: the "
+        "run's training photos and catalogue images)",
+    )
     label.add_argument(
         "--min-score", type=float, default=0.3, help="detector score (0.3)"
     )
@@ -424,6 +431,7 @@ def _run(args):
             precision=args.precision,
             head=args.head,
             split=args.split,
+            gallery=args.gallery,
             verbose=int(sys.stderr.isatty()),
         )
         for path, reason in report["unreadable"]["files"].items():

@@ -2,6 +2,7 @@
 catalogue images, with their product ids."""
 
 import dataclasses
+from pathlib import Path
 
 from grok_tf.data.sources import read_catalogues
 from grok_tf.data.sources import read_split
@@ -101,3 +102,33 @@ def training_gallery(spec, head):
         ids=[ids[i] for i in kept],
         catalogue_images=sum(refs[i] in shots for i in kept),
     )
+
+
+def listed_gallery(head, images):
+    """A gallery from a list file of `path, product` lines (or a folder
+    whose sub-folders are named by product).
+
+    A product is a class id or a class name of `head`.
+
+    Raises:
+        ValueError: a product outside the head's classes, naming it.
+    """
+    from grok_tf.search.product_search import read_image_refs
+
+    paths, labels = read_image_refs(images)
+    if Path(images).is_dir():  # the id of a file is its relative path
+        labels = [Path(label).parts[0] for label in labels]
+    index = {name: i for i, name in enumerate(head.classes)}
+    ids = []
+    for path, label in zip(paths, labels, strict=True):
+        label = label.strip()
+        if label in index:
+            ids.append(index[label])
+        elif label.isdigit() and int(label) < len(head.classes):
+            ids.append(int(label))
+        else:
+            raise ValueError(
+                f"{images}: {path}: product {label!r} is not a class of "
+                f"head '{head.name}' ({len(head.classes)} classes)"
+            )
+    return Gallery(head.name, paths, ids)

@@ -39,6 +39,7 @@ from grok_tf.io.atomic_files import write_atomically
 from grok_tf.weak_supervision.crops import cut_crops
 from grok_tf.weak_supervision.gallery import id_head
 from grok_tf.weak_supervision.gallery import labelled_images
+from grok_tf.weak_supervision.gallery import listed_gallery
 from grok_tf.weak_supervision.gallery import training_gallery
 from grok_tf.weak_supervision.threshold import precision_coverage
 from grok_tf.weak_supervision.threshold import threshold_for_precision
@@ -124,6 +125,7 @@ def pseudo_label(
     precision=None,
     head=None,
     split="val",
+    gallery=None,
     batch_size=64,
     verbose=0,
 ):
@@ -143,6 +145,10 @@ def pseudo_label(
             precision 0.9.
         head: the id head whose products label the crops; None: the first.
         split: the labelled split `precision` is measured on.
+        gallery: the labelled images crops are compared with: a list file
+            of `path, product` lines (a class id or name of `head`) or a
+            folder of `<product>/` sub-folders. None: the run's training
+            photos and catalogue images of `head`.
         batch_size: images per forward pass.
         verbose: 1 shows progress bars and stage messages.
 
@@ -185,7 +191,10 @@ def pseudo_label(
     def embed(files):
         return embed_images(model, files, size, batch_size, verbose, max_pixels)
 
-    gallery = training_gallery(spec, head)
+    if gallery is None:
+        gallery = training_gallery(spec, head)
+    else:
+        gallery = listed_gallery(head, gallery)
     say(f"embedding the gallery: {len(gallery.refs)} labelled images")
     vectors, valid = embed(gallery.refs)
     nearest = NearestLabelled(vectors[valid], np.asarray(gallery.ids)[valid])

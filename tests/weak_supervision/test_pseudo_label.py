@@ -17,6 +17,7 @@ from grok_tf.run_dir import load_run
 from grok_tf.spec.loader import load_spec
 from grok_tf.weak_supervision.detectors import WholeImageDetector
 from grok_tf.weak_supervision.detectors import make_detector
+from grok_tf.weak_supervision.gallery import listed_gallery
 from grok_tf.weak_supervision.gallery import training_gallery
 from grok_tf.weak_supervision.pseudo_label import pseudo_label
 from grok_tf.weak_supervision.threshold import precision_coverage
@@ -239,3 +240,31 @@ def test_precision_coverage_against_a_hand_count():
     assert rows == [
         {"threshold": 0.2, "accepted": 3, "precision": 0.667, "coverage": 0.75}
     ]
+
+
+def test_a_listed_gallery_names_products_by_id_or_name(run, photos, tmp_path):
+    spec, _ = load_run(run)
+    head = spec.head("product")  # classes: square, disc
+    data = run.parent / "data"
+    listing = tmp_path / "gallery.txt"
+    listing.write_text(
+        f"{data}/images/val.txt_red_0.jpg, disc\n"
+        f"{data}/images/val.txt_red_1.jpg, 0\n"
+    )
+    gallery = listed_gallery(head, listing)
+    assert gallery.ids == [1, 0] and len(gallery.refs) == 2
+    folder = tmp_path / "by_product"
+    write_image(folder / "disc/a.jpg", COLOURS["red"])
+    write_image(folder / "square/b.jpg", COLOURS["blue"])
+    assert listed_gallery(head, folder).ids == [1, 0]
+    listing.write_text(f"{data}/images/val.txt_red_0.jpg, cube\n")
+    with pytest.raises(ValueError, match="product 'cube' is not a class"):
+        listed_gallery(head, listing)
+    out = tmp_path / "pseudo"
+    report = pseudo_label(
+        run, photos, out, make_detector("whole"), 2.0, gallery=folder
+    )
+    assert report["gallery"] == {"images": 2, "catalogue_images": 0}
+    rows = read_rows(out)
+    # Blue photos are nearest the blue "square", red ones the red "disc".
+    assert {r["product"] for r in rows if "p0" in r["source"]} <= {"disc"}
