@@ -309,6 +309,7 @@ def _report(spec, head, detector, gallery, paths, labelled):
         "head": head.name,
         "detector": {
             "name": detector.name,
+            "model": detector.describe(),
             "options": dataclasses.asdict(detector.options),
         },
         "gallery": {
