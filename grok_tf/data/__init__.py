@@ -6,5 +6,6 @@
 - `batch_mixer`: a fixed number of images of each dataset in every batch,
   with a label mask per head;
 - `query_mining`: search-query tags mined from product texts;
+- `query_log`: search-query labels from interaction logs;
 - `synthetic/`: the embedded default dataset, a generated catalogue.
 """

@@ -15,6 +15,10 @@ Every element is `(images, labels, weights)`:
 - `images`: float32 [B, S, S, 3] in [0, 255].
 - `labels[head]`: int32 [B] class id (-1 when absent) for softmax heads;
   float32 [B, C] multi-hot (all zero when absent) for multi-label heads.
+  In training batches, a head whose labels are weighted (a query log with
+  `weighting: interactions`, `Split.label_weights`) holds each label's
+  weight instead of 1 (the multi-label losses spread their target in
+  proportion); evaluation batches keep the multi-hot.
 - `weights[head]`: float32 [B], 1 where the example has a label for the head
   and 0 where its dataset does not feed it (or the label is missing). In
   training batches, a dataset's `loss_weight` scales the weights of its
@@ -35,7 +39,7 @@ from grok_tf.errors import SpecError
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def decoded_examples(spec, split, log, prepare, arrange=None):
+def decoded_examples(spec, split, log, prepare, arrange=None, weighted=False):
     """A `Split` as `(image, labels, weights)` elements for every head.
 
     Args:
@@ -46,8 +50,10 @@ def decoded_examples(spec, split, log, prepare, arrange=None):
         prepare: `fn(uint8 image) -> float32 [S, S, 3]` (augment or resize).
         arrange: optional `fn(dataset) -> dataset` applied to the references
             before decoding (shard, repeat, shuffle: cheap on strings).
+        weighted: multi-label heads with `split.label_weights` get their
+            label weights (training); otherwise every label weighs 1.
     """
-    ds = _encoded(split)
+    ds = _encoded(split, weighted)
     if arrange is not None:
         ds = arrange(ds)
     decoder = ImageDecoder.for_spec(spec)
@@ -96,25 +102,37 @@ def require_readable(spec, split, log):
     )
 
 
-def _encoded(split):
-    """`(ref, encoded bytes or b"", labels)` of every image of a `Split`."""
+def _encoded(split, weighted=False):
+    """`(ref, encoded bytes or b"", labels)` of every image of a `Split`;
+    with `weighted`, a head of `split.label_weights` has `(ids, weights)`."""
+    labels = dict(split.labels)
+    if weighted:
+        for head, weights in split.label_weights.items():
+            labels[head] = (labels[head], weights)
     if split.image_stream is None:  # files: read by the decoder from refs
         return tf.data.Dataset.from_tensor_slices(
-            (split.refs, [b""] * len(split), dict(split.labels))
+            (split.refs, [b""] * len(split), labels)
         )
     # Encoded bytes streamed in the order of the refs.
-    labelled = tf.data.Dataset.from_tensor_slices(
-        (split.refs, dict(split.labels))
-    )
+    labelled = tf.data.Dataset.from_tensor_slices((split.refs, labels))
     return tf.data.Dataset.zip(labelled, split.image_stream()).map(_aligned)
 
 
 def complete_labels(spec, fed):
-    """Labels and weights for every head of the spec from the fed subset."""
+    """Labels and weights for every head of the spec from the fed subset.
+
+    `fed[head]` is a class id, padded ids, or `(padded ids, their weights)`
+    for weighted multi-label heads: the target then holds each label's
+    weight, not 1 (ids are distinct within an example).
+    """
     labels, weights = {}, {}
     for head in spec.heads:
         if head.multilabel:
-            if head.name in fed:
+            if head.name in fed and isinstance(fed[head.name], tuple):
+                ids, label_weights = fed[head.name]
+                hot = tf.one_hot(ids, head.num_classes, dtype=tf.float32)
+                value = tf.reduce_sum(hot * label_weights[:, None], axis=0)
+            elif head.name in fed:
                 ids = fed[head.name]
                 hot = tf.one_hot(ids, head.num_classes, dtype=tf.float32)
                 value = tf.reduce_max(hot, axis=0)
@@ -196,6 +214,7 @@ def training_batches(spec, splits, log, input_context=None):
             log,
             lambda image, a=augmentation: augment_for_training(image, size, a),
             arrange,
+            weighted=True,
         )
         if dataset.loss_weight != 1.0:
             ds = ds.map(

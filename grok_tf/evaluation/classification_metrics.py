@@ -61,13 +61,18 @@ def balanced_accuracy(logits, labels, weights):
 def mean_average_precision(scores, multi_hot, weights):
     """Macro mAP over classes that have a positive among weighted rows.
 
+    A positive is any label value > 0 (weighted labels count as positives
+    whatever their weight).
+
     >>> y = np.array([[1, 0], [0, 1], [1, 0]])
     >>> s = np.array([[0.9, 0.1], [0.2, 0.8], [0.1, 0.9]])
     >>> round(mean_average_precision(s, y, np.ones(3)), 4)  # (5/6 + 1/2) / 2
     0.6667
+    >>> round(mean_average_precision(s, y * 0.3, np.ones(3)), 4)
+    0.6667
     """
     keep = weights > 0
-    y, s = multi_hot[keep], scores[keep]
+    y, s = multi_hot[keep] > 0, scores[keep]
     present = y.sum(0) > 0
     if not present.any():
         return None
@@ -86,6 +91,9 @@ def prevalence(multi_hot):
 
     >>> prevalence(np.array([[1, 0, 0], [1, 1, 0]]))
     0.75
+    >>> prevalence(np.array([[0.5, 0, 0], [1, 0.2, 0]]))  # any > 0 counts
+    0.75
     """
-    present = multi_hot.sum(0) > 0
-    return float(multi_hot[:, present].mean()) if present.any() else None
+    positive = multi_hot > 0
+    present = positive.any(0)
+    return float(positive[:, present].mean()) if present.any() else None

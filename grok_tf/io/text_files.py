@@ -55,14 +55,19 @@ def parse_int(text):
     return int(text) if _INTEGER.fullmatch(text) else None
 
 
-def read_lines(path, who=None, what="file"):
+def read_lines(path, who=None, what="file", skip_long_lines=False):
     """The lines of a UTF-8 text file, without their line ends.
+
+    Streamed: memory holds one line (at most `MAX_LINE_BYTES`) at a time.
 
     Args:
         path: the file.
         who: names what referred to the file (e.g. `spec.yaml: heads[0]
             .classes.file`), for the error when it cannot be opened.
         what: the kind of file, for that error (`file`, `text file`).
+        skip_long_lines: a line longer than `MAX_LINE_BYTES` gives
+            `(line number, None)` (its bytes are dropped as they are read)
+            instead of an error: for logs whose bad rows are skipped.
 
     Yields:
         `(line number, text)`, numbers from 1.
@@ -74,7 +79,7 @@ def read_lines(path, who=None, what="file"):
     """
     try:
         with open(path, "rb") as f:
-            yield from _decoded_lines(path, f)
+            yield from _decoded_lines(path, f, skip_long_lines)
     except OSError as error:
         prefix = f"{who}: " if who else ""
         reason = error.strerror or str(error)
@@ -239,9 +244,10 @@ def _csv_problem(error):
     return f"bad CSV: {text}"
 
 
-def _decoded_lines(path, f):
+def _decoded_lines(path, f, skip_long_lines=False):
     """Splits a binary file into decoded lines (the rules of `read_lines`)."""
     number, offset, pending = 0, 0, b""
+    skipping = False  # inside a long line whose bytes are being dropped
     while len(pending) < len(_BOM):
         chunk = f.read(_CHUNK)
         if not chunk:
@@ -262,18 +268,32 @@ def _decoded_lines(path, f):
         start = 0
         for match in _LINE_END.finditer(data, 0, cut):
             number += 1
-            yield _decode(path, number, offset, data[start : match.start()])
+            raw = data[start : match.start()]
+            if skip_long_lines and (skipping or len(raw) > MAX_LINE_BYTES):
+                yield number, None
+                skipping = False
+            else:
+                yield _decode(path, number, offset, raw)
             offset += match.end() - start
             start = match.end()
         pending = data[start:]
         if end:
-            if pending:  # the last line, without a line end
+            if skipping or (skip_long_lines and len(pending) > MAX_LINE_BYTES):
+                yield number + 1, None
+            elif pending:  # the last line, without a line end
                 yield _decode(path, number + 1, offset, pending)
             return
         if len(pending) > MAX_LINE_BYTES:
-            raise SpecError(
-                f"{path}:{number + 1}: line longer than {MAX_LINE_BYTES} bytes"
-            )
+            if not skip_long_lines:
+                raise SpecError(
+                    f"{path}:{number + 1}: line longer than {MAX_LINE_BYTES} "
+                    "bytes"
+                )
+            # Drop what is read of the line, keeping a final \r (the first
+            # half of a \r\n that ends it).
+            kept = pending[-1:] if pending.endswith(b"\r") else b""
+            offset += len(pending) - len(kept)
+            pending, skipping = kept, True
 
 
 def _decode(path, number, offset, raw):

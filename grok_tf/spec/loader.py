@@ -43,6 +43,12 @@ Layout of a spec (see `data_specs/*.yaml` for complete examples)::
         #   queries: {column: 0, tags: {file: products.csv, key: id,
         #             text: [name, description], min_products: 2,
         #             max_share: 0.25}}
+        # or the search queries that led to it in an interaction log of
+        # `query, product_id, interactions` rows (grok_tf.data.query_log):
+        #   queries: {column: 0, query_log: {file: interactions.tsv,
+        #             min_interactions: 2, min_products: 1,
+        #             max_queries: 10000, max_pairs: 5000000,
+        #             weighting: none}}     # or interactions
 
 Strings expand `${VAR}` and `${VAR:-default}` environment variables and `~`;
 relative paths are relative to the spec file's folder. Vocabulary files and
@@ -60,6 +66,8 @@ from pathlib import Path
 
 import yaml
 
+from grok_tf.data.query_log import QUERY_LOG_DEFAULTS
+from grok_tf.data.query_log import WEIGHTINGS
 from grok_tf.data.sources import source as dataset_source
 from grok_tf.data.sources import source_names
 from grok_tf.data.sources import split_slice
@@ -82,6 +90,9 @@ _VARIABLE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # The tag mining defaults of tag feeds. What each dataset source accepts
 # is declared by the source (`grok_tf.data.sources`).
 _TAG_DEFAULTS = {"min_products": 2, "max_share": 0.25}
+# The keys of a feed mapping that name its label table, one per feed:
+# query tags mined from product texts, or an interaction log's queries.
+_LABEL_TABLES = ("tags", "query_log")
 _HEAD_KEYS = {"name", "type", "classes", "loss_weight"}
 
 _TOP_KEYS = {"model", "training", "heads", "datasets"}
@@ -453,9 +464,10 @@ class _Reader:
                 and not _head_type(heads[head]).multilabel
             ):
                 multilabel = _head_type_names(lambda t: t.multilabel)
+                kind = "query-log" if "query_log" in column else "tag"
                 self.fail(
                     f"{field}.feeds.{head}",
-                    f"a tag feed gives several labels per image; head "
+                    f"a {kind} feed gives several labels per image; head "
                     f"'{head}' is {heads[head]} "
                     f"(use {' or '.join(multilabel)})",
                 )
@@ -495,7 +507,9 @@ class _Reader:
             )
 
     def tag_feed(self, field, raw, root, source):
-        """A feed of query tags mined from product texts (query_mining).
+        """A feed of labels per product: query tags mined from product texts
+        (`tags:`, query_mining) or an interaction log's queries
+        (`query_log:`, query_log); one of the two.
 
         `source` is the dataset's `DatasetSource`.
         """
@@ -506,7 +520,17 @@ class _Reader:
                 f"tag feeds need a file source ({', '.join(names)}), "
                 f"not {source.name}",
             )
-        self.check_keys(field, raw, {"column", "tags"}, ("column", "tags"))
+        self.check_keys(field, raw, {"column", *_LABEL_TABLES}, ("column",))
+        kinds = [kind for kind in _LABEL_TABLES if kind in raw]
+        if len(kinds) != 1:
+            self.fail(
+                field,
+                "a feed mapping has `tags` (query tags mined from product "
+                "texts) or `query_log` (an interaction log), "
+                + ("not both" if kinds else "one of them"),
+            )
+        if kinds == ["query_log"]:
+            return self.query_log_feed(field, raw, root, source)
         tags = raw["tags"]
         self.check_keys(
             f"{field}.tags",
@@ -515,7 +539,8 @@ class _Reader:
             ("file", "key", "text"),
         )
         path = root / self.expand(f"{field}.tags.file", tags["file"])
-        self.check_exists(f"{field}.tags.file", path)
+        if not source.generated:  # a generated dataset's, once made
+            self.check_exists(f"{field}.tags.file", path)
         text = tags["text"]
         text = [text] if isinstance(text, str) else text
         if not isinstance(text, list) or not text:
@@ -530,6 +555,28 @@ class _Reader:
                 f"{field}.tags.max_share", f"must be in (0, 1], got {share}"
             )
         return {"column": raw["column"], "tags": settings}
+
+    def query_log_feed(self, field, raw, root, source):
+        """`{column, query_log}`: the queries of an interaction log
+        (`grok_tf.data.query_log`); a generated dataset's log is checked
+        when the dataset is made, not here."""
+        field = f"{field}.query_log"
+        log = raw["query_log"]
+        self.check_keys(field, log, {"file", *QUERY_LOG_DEFAULTS}, ("file",))
+        path = root / self.expand(f"{field}.file", log["file"])
+        if not source.generated:
+            self.check_exists(f"{field}.file", path)
+        settings = {**QUERY_LOG_DEFAULTS, **log, "file": str(path)}
+        for key in QUERY_LOG_DEFAULTS:
+            if key != "weighting":
+                self.positive_int(f"{field}.{key}", settings[key])
+        if settings["weighting"] not in WEIGHTINGS:
+            self.fail(
+                f"{field}.weighting",
+                f"must be {' or '.join(WEIGHTINGS)}, got "
+                f"{settings['weighting']!r}",
+            )
+        return {"column": raw["column"], "query_log": settings}
 
     def catalogue(self, field, raw, root, feeds, heads):
         """A CSV of catalogue images and their ids, for retrieval.

@@ -315,3 +315,49 @@ def test_incomplete_catalogue_is_not_returned(tmp_path):
     (root / "train.txt").unlink()
     with pytest.raises(FileExistsError, match="incomplete"):
         generate_synthetic_catalog(root, tiny)
+
+
+def test_interaction_log_is_the_clean_phrases_as_people_type_them(small):
+    """Typed variants, rare misspellings and wrong clicks; the thresholds
+    of a query-log feed give back nearly every clean phrase."""
+    from grok_tf.data.query_log import normalize_query
+    from grok_tf.data.query_log import read_query_log
+    from grok_tf.data.synthetic.interactions import COMMON_MISSPELLINGS
+
+    names = read_vocab(small, "queries")
+    phrases = {
+        r["product"]: {names[q] for q in r["queries"]}
+        for r in read_split(small, "train")
+    }
+    lines = (small / "interactions.tsv").read_text().splitlines()
+    assert lines[0] == "day\tquery\tproduct_id\tinteractions"
+    found = {"clean": 0, "misspelt": 0, "other": 0}
+    variants = 0
+    for line in lines[1:]:
+        day, typed, product, interactions = line.split("\t")
+        product, interactions = int(product), int(interactions)
+        assert 1 <= int(day) <= 7 and interactions >= 1 and product in phrases
+        query = normalize_query(typed)
+        variants += typed != query
+        misspelt = {
+            " ".join(COMMON_MISSPELLINGS.get(w, w) for w in p.split())
+            for p in phrases[product]
+        }
+        kind = "clean" if query in phrases[product] else "other"
+        kind = "misspelt" if query in misspelt - phrases[product] else kind
+        found[kind] += interactions
+    total = sum(found.values())
+    counts = json.loads((small / "catalog.json").read_text())["counts"]
+    assert counts["interaction_rows"] == len(lines) - 1
+    assert counts["interactions"] == total
+    assert variants > 0.3 * (len(lines) - 1)  # case, spaces, punctuation
+    assert 0.8 < found["clean"] / total < 0.95
+    assert 0 < found["misspelt"] / total < 0.05
+    assert 0.03 < found["other"] / total < 0.15  # wrong clicks, typos
+    log = read_query_log({"file": str(small / "interactions.tsv")})
+    assert log.stats.malformed == 0 and log.stats.labelled_products == 24
+    kept = [(q, p) for p, queries in log.labels.items() for q, _ in queries]
+    clean = sum(q in phrases[p] for q, p in kept)
+    assert clean >= 0.95 * 4 * 24  # nearly every clean phrase
+    assert clean >= 0.8 * len(kept)  # most labels are clean
+    assert clean < len(kept)  # but not all: the log is noisy

@@ -487,6 +487,33 @@ def test_line_length_is_bounded_before_the_line_is_read(tmp_path, monkeypatch):
     assert len(reads) <= 4
 
 
+@pytest.mark.parametrize("chunk", [1, 3, 4, 1 << 16])
+def test_long_lines_can_be_skipped_as_they_are_read(
+    tmp_path, monkeypatch, chunk
+):
+    """For logs: a long line is `(number, None)`, the next lines still
+    come, numbered as before, whatever the read size."""
+    monkeypatch.setattr(text_files, "MAX_LINE_BYTES", 5)
+    monkeypatch.setattr(text_files, "_CHUNK", chunk)
+    path = _write(tmp_path, b"ok\r\n" + b"x" * 23 + b"\r\nfine\r" + b"y" * 6)
+    assert list(read_lines(path, skip_long_lines=True)) == [
+        (1, "ok"),
+        (2, None),
+        (3, "fine"),
+        (4, None),
+    ]
+    path = _write(tmp_path, b"123456\n12345\n" + b"z" * 40 + b"\n\nend")
+    assert list(read_lines(path, skip_long_lines=True)) == [
+        (1, None),
+        (2, "12345"),
+        (3, None),
+        (4, ""),
+        (5, "end"),
+    ]
+    with pytest.raises(SpecError, match="f.txt:1: line longer than 5 bytes"):
+        list(read_lines(path))
+
+
 def test_unreadable_file_is_named_with_who_referred_to_it(tmp_path):
     with pytest.raises(SpecError) as error:
         list(read_lines(tmp_path, "spec.yaml: heads[0].classes.file"))

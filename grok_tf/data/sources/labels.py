@@ -1,7 +1,8 @@
 """Label encoding: tokens of one head -> class ids in its vocabulary.
 
 Softmax heads get one id per image (-1 when unlabelled); multi-label heads
-get a padded id list per image (-1 padding). An id head fed by datasets of
+get a padded id list per image (-1 padding), and optionally a weight per
+label (a query log weighted by interactions). An id head fed by datasets of
 several id spaces (`DatasetSource.id_space`) names its classes
 `<space>/<label>`, so equal ids of different products stay apart.
 """
@@ -41,7 +42,7 @@ def spaced(space: str, token) -> str:
     return f"{space}/{token}"
 
 
-def encode_labels(spec, dataset, head, column, where) -> np.ndarray:
+def encode_labels(spec, dataset, head, column, where, weights=None):
     """Turns label tokens into ids, checking them against the vocabulary.
 
     Args:
@@ -50,10 +51,14 @@ def encode_labels(spec, dataset, head, column, where) -> np.ndarray:
         head: a `HeadSpec` with its classes resolved.
         column: one tuple of tokens (ids or names) per example.
         where: the origin (`file:line`) of each example, for errors.
+        weights: for a multi-label head whose labels are weighted
+            (`Tokens.label_weights`), one tuple of weights per example,
+            one per token; None otherwise.
 
     Returns:
         int32 ids, `[N]` for a softmax head, `[N, L]` padded with -1 for a
-        multi-label head.
+        multi-label head; with `weights`, `(ids, label weights)`, the
+        weights float32 `[N, L]` beside the ids, 0 on the padding.
 
     Raises:
         SpecError: a label outside the vocabulary, or several labels for a
@@ -71,6 +76,15 @@ def encode_labels(spec, dataset, head, column, where) -> np.ndarray:
             f"has {len(column[row])} labels"
         )
     ids = np.full((len(column), max(width, 1)), -1, dtype=np.int32)
+    if weights is not None:
+        values = np.zeros(ids.shape, np.float32)
+        for row, found in enumerate(weights):
+            if len(found) != len(column[row]):
+                raise ValueError(
+                    f"{where[row]}: {len(found)} weights for "
+                    f"{len(column[row])} labels"
+                )
+            values[row, : len(found)] = found
     for row, labels in enumerate(column):
         for j, token in enumerate(labels):
             if isinstance(token, int):
@@ -87,4 +101,6 @@ def encode_labels(spec, dataset, head, column, where) -> np.ndarray:
                     f"{where[row]}: head '{head.name}': unknown class "
                     f"{token!r} (not in its {len(head.classes)} classes)"
                 )
+    if weights is not None:
+        return ids, values
     return ids if head.multilabel else ids[:, 0]

@@ -28,6 +28,10 @@ class Split:
         image_stream: for tfds, `fn() -> tf.data.Dataset` of `(ref, encoded
             bytes)` in the order of `refs` (streamed, never all in memory);
             None when the images are files read from `refs`.
+        label_weights: head name -> float32 `[N, L]`, the weight of each id
+            of `labels[head]` (0 on padding), for multi-label heads whose
+            labels are weighted (a query log with `weighting:
+            interactions`); the other heads' labels weigh the same.
     """
 
     dataset: str
@@ -35,6 +39,9 @@ class Split:
     refs: list[str]
     labels: dict[str, np.ndarray]
     image_stream: Callable[[], Any] | None = None
+    label_weights: dict[str, np.ndarray] = dataclasses.field(
+        default_factory=dict
+    )
 
     def __len__(self):
         return len(self.refs)
@@ -64,18 +71,21 @@ def read_split(spec, dataset, split: str) -> Split:
     array([0, 0, 0], dtype=int32)
     """
     raw = read_tokens(spec, dataset, split)
-    labels = {}
+    labels, label_weights = {}, {}
     for head_name, column in raw.tokens.items():
         head = spec.head(head_name)
-        labels[head_name] = encode_labels(
-            spec, dataset, head, column, raw.where
-        )
+        weights = raw.label_weights.get(head_name)
+        encoded = encode_labels(spec, dataset, head, column, raw.where, weights)
+        if weights is not None:
+            encoded, label_weights[head_name] = encoded
+        labels[head_name] = encoded
     return Split(
         dataset=dataset.name,
         split=split,
         refs=raw.refs,
         labels=labels,
         image_stream=raw.image_stream,
+        label_weights=label_weights,
     )
 
 

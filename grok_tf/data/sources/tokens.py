@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from grok_tf.data.sources.tags import tag_tables
-from grok_tf.data.sources.tags import tags_of
 from grok_tf.errors import SpecError
 from grok_tf.io.text_files import parse_int
 
@@ -32,6 +31,10 @@ class Tokens:
             in the order of `refs`, or None when `refs` are files.
         vocabularies: head name -> class names the source itself defines
             (tfds `ClassLabel`s, tag tables), used for inferred heads.
+        label_weights: head name -> one tuple of weights per example, one
+            weight per token, for heads whose labels are weighted (a query
+            log fed with `weighting: interactions`); other heads' labels
+            weigh the same.
     """
 
     refs: list[str]
@@ -39,6 +42,9 @@ class Tokens:
     where: list[str]
     image_stream: Callable[[], Any] | None = None
     vocabularies: dict[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=dict
+    )
+    label_weights: dict[str, list[tuple[float, ...]]] = dataclasses.field(
         default_factory=dict
     )
 
@@ -84,9 +90,10 @@ def collect_tokens(
 ) -> Tokens:
     """Builds `Tokens` from the rows of a file source.
 
-    Feeds `path:K` (the K-th component of the image's relative path) and
-    tag feeds are handled here; every other feed column is asked of the
-    source through `label_of`.
+    Feeds `path:K` (the K-th component of the image's relative path), tag
+    feeds and query-log feeds (`grok_tf.data.sources.tags`) are handled
+    here; every other feed column is asked of the source through
+    `label_of`.
 
     Args:
         spec: the `Spec`.
@@ -100,6 +107,7 @@ def collect_tokens(
     refs, where = [], []
     tokens = {head: [] for head in dataset.feeds}
     tables = tag_tables(spec, dataset)
+    weights = {h: [] for h, table in tables.items() if table.counts is not None}
     for relative, origin, row in rows:
         refs.append(str(dataset.root / relative))
         where.append(origin)
@@ -111,11 +119,17 @@ def collect_tokens(
             else:
                 value = label_of(row, column, origin)
             if head in tables:
-                value = tags_of(tables[head][0], value, head, origin)
+                value, shares = tables[head].labels_of(value, head, origin)
+                if head in weights:
+                    weights[head].append(shares)
             tokens[head].append(value)
-    vocabularies = {head: table[1] for head, table in tables.items()}
+    vocabularies = {head: table.vocabulary for head, table in tables.items()}
     return Tokens(
-        refs=refs, tokens=tokens, where=where, vocabularies=vocabularies
+        refs=refs,
+        tokens=tokens,
+        where=where,
+        vocabularies=vocabularies,
+        label_weights=weights,
     )
 
 

@@ -1,7 +1,8 @@
 """The embedded default dataset: a synthetic product catalogue.
 
 `config` (`CatalogConfig`), `vocabulary` (names, queries, products),
-`render` (one photo of a product) and `catalog` (the files on disk,
+`render` (one photo of a product), `interactions` (a noisy search log of
+the products' queries) and `catalog` (the files on disk,
 `generate_synthetic_catalog`).
 
 Example (not run: writes a catalogue of images):

@@ -21,7 +21,8 @@ def margin_logits(cosines, positives, scale, margin):
 
     Args:
         cosines: float32 `[batch, classes]` in [-1, 1].
-        positives: float32 `[batch, classes]`, 1 on the positive classes.
+        positives: float32 `[batch, classes]`, > 0 on the positive classes
+            (any weight), 0 elsewhere.
         scale: the logit scale s.
         margin: the angular margin m, in radians.
 

@@ -26,7 +26,9 @@ class MultiLabelArcFaceLoss(ArcFaceLoss):
     Args: as `ArcFaceLoss`.
 
     Call arguments:
-        y_true: multi-hot labels `[batch, classes]`.
+        y_true: multi-hot labels `[batch, classes]`, or label weights >= 0:
+            the margin applies to every label > 0 whatever its weight, the
+            target is `y / sum(y)`.
         y_pred: cosines `[batch, classes]` from `CosineClassifier`.
 
     Example:

@@ -5,11 +5,14 @@ from keras import ops
 
 
 def spread_cross_entropy(logits, positives):
-    """`-sum_{c in P} log softmax(logits)_c / |P|` per row; 0 when P is empty.
+    """`-sum_c (y_c / sum(y)) log softmax(logits)_c` per row; 0 when y = 0.
+
+    A multi-hot y puts `1/|P|` on each positive; label weights (a query log
+    weighted by interactions) spread the target in proportion to them.
 
     Args:
         logits: float32 `[batch, classes]`.
-        positives: float32 `[batch, classes]` multi-hot.
+        positives: float32 `[batch, classes]` multi-hot, or weights >= 0.
 
     Returns:
         float32 `[batch]`.
@@ -39,7 +42,8 @@ class MultiLabelSoftmaxCrossEntropy(keras.losses.Loss):
         **kwargs: forwarded to `keras.losses.Loss`.
 
     Call arguments:
-        y_true: multi-hot labels `[batch, classes]`.
+        y_true: multi-hot labels `[batch, classes]`, or label weights >= 0
+            (the target is then `y / sum(y)`).
         y_pred: logits `[batch, classes]`.
 
     Returns:

@@ -69,6 +69,23 @@ def test_multilabel_arcface_matches_numpy():
     assert got[2] == 0.0
 
 
+def test_multilabel_arcface_weighted_labels_match_numpy():
+    """Query-log weights: the margin on every label > 0, however small its
+    weight; the target in proportion to the weights."""
+    weights = RNG.random((6, 5)).astype("float32")
+    weights *= RNG.random((6, 5)) < 0.5
+    weights[0, 2], weights[1, 3] = 0.05, 0.3  # clipped cos; fallback branch
+    weights[2] = 0
+    got = MultiLabelArcFaceLoss(scale=10.0, margin=0.4, reduction=None)(
+        weights, COS
+    )
+    np.testing.assert_allclose(
+        got, numpy_arcface(COS, weights, 10.0, 0.4), rtol=1e-5, atol=1e-5
+    )
+    hot = (weights > 0).astype("float32")
+    assert not np.allclose(got, numpy_arcface(COS, hot, 10.0, 0.4))
+
+
 def test_multilabel_with_one_positive_equals_arcface():
     hot = np.eye(5, dtype="float32")[[2, 3, 0, 1, 4, 1]]
     labels = np.array([2, 3, 0, 1, 4, 1])

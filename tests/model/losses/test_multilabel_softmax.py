@@ -24,6 +24,24 @@ def test_per_example_values_match_numpy():
     assert values[2] == 0.0  # no positives, no loss
 
 
+def test_weighted_labels_spread_the_target_in_proportion():
+    """Query-log weights (shares of interactions): `-sum (y / sum y) log p`,
+    the same for any scale of y."""
+    y = np.array([[0.25, 0.75, 0, 0], [0, 0, 0, 0], [3, 0, 1, 0]], "float32")
+    z = Z[:3]
+    values = MultiLabelSoftmaxCrossEntropy(reduction=None)(y, z)
+    np.testing.assert_allclose(values, reference(y, z), rtol=1e-5)
+    log_p = z - np.log(np.exp(z).sum(-1, keepdims=True))
+    np.testing.assert_allclose(
+        values[0], -(0.25 * log_p[0, 0] + 0.75 * log_p[0, 1]), rtol=1e-5
+    )
+    np.testing.assert_allclose(
+        MultiLabelSoftmaxCrossEntropy(reduction=None)(y * 7, z),
+        values,
+        rtol=1e-5,
+    )
+
+
 def test_single_positive_is_softmax_cross_entropy():
     z = Z[1:2]
     expected = -np.log(np.exp(z[0, 1]) / np.exp(z[0]).sum())
