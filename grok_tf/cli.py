@@ -412,12 +412,16 @@ def _run(args):
         from grok_tf.weak_supervision.detectors import make_detector
         from grok_tf.weak_supervision.pseudo_label import pseudo_label
 
-        classes = args.classes and tuple(
-            c.strip() for c in args.classes.split(",") if c.strip()
-        )
+        classes = None
+        if args.classes is not None:
+            classes = tuple(
+                c.strip() for c in args.classes.split(",") if c.strip()
+            )
+            if not classes:
+                raise ValueError("--classes: name one or more classes")
         options = DetectorOptions(
             min_score=args.min_score,
-            classes=classes or None,
+            classes=classes,
             min_box_size=args.min_box,
             max_boxes=args.max_boxes,
             padding=args.box_padding,

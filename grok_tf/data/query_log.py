@@ -54,7 +54,8 @@ people did (`grok_tf.data.sources.tags.LabelTable.labels_of`).
 Malformed rows are skipped: a line longer than
 `grok_tf.io.text_files.MAX_LINE_BYTES`, bad CSV quoting, a field count
 other than the header's, an empty `product_id`, `interactions` that is not
-an integer >= 0, or a query that is empty once normalised. One
+an integer >= 0, a query that is empty once normalised or longer than
+`MAX_QUERY_CHARACTERS` (so `max_pairs` bounds memory). One
 `MalformedRowsWarning` per read reports their count and the first few as
 `FILE:LINE: reason`. A `SpecError` naming the file stops the read for what
 is not a row's fault: no header or a header without a required column,
@@ -142,6 +143,11 @@ class QueryLog:
     vocabulary: tuple[str, ...]
     stats: QueryLogStats
     malformed: tuple[str, ...]
+
+
+#: The longest query kept, in characters once normalised; a longer one is a
+#: malformed row (no one types it, and it would make `max_pairs` no bound).
+MAX_QUERY_CHARACTERS = 512
 
 
 def _character_class(char):
@@ -356,6 +362,11 @@ def count_pairs(path, max_pairs=5_000_000):
             elif not query:
                 reason = (
                     f"empty query after normalisation ({_short(fields[q])})"
+                )
+            elif len(query) > MAX_QUERY_CHARACTERS:
+                reason = (
+                    f"query of {len(query):,} characters, more than "
+                    f"{MAX_QUERY_CHARACTERS}"
                 )
         if reason is not None:
             counts["malformed"] += 1

@@ -60,6 +60,7 @@ classes are `inferred` are resolved from the data by `grok_tf.data.sources`.
 
 import dataclasses
 import difflib
+import math
 import os
 import re
 from pathlib import Path
@@ -185,6 +186,8 @@ class _Reader:
     def number(self, field, value, positive=False):
         if isinstance(value, bool) or not isinstance(value, int | float):
             self.fail(field, f"must be a number, got {_kind(value)}")
+        if not math.isfinite(value):
+            self.fail(field, f"must be a finite number, got {value}")
         if positive and value <= 0:
             self.fail(field, f"must be positive, got {value}")
         if value < 0:
@@ -471,6 +474,15 @@ class _Reader:
                     f"'{head}' is {heads[head]} "
                     f"(use {' or '.join(multilabel)})",
                 )
+        if loss_weight != 1.0:
+            for head in feeds:
+                if not _head_type(heads[head]).sample_weighted:
+                    self.fail(
+                        f"{field}.loss_weight",
+                        f"head '{head}' ({heads[head]}) does not weigh "
+                        "examples; feed it from this dataset at weight 1, "
+                        "or not at all",
+                    )
         options = source.check(self, field, raw)
         if "catalogue" in raw:
             options["catalogue"] = self.catalogue(

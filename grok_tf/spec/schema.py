@@ -106,7 +106,11 @@ class DatasetSpec:
     overrides (e.g. stronger crops for catalogue images).
     `loss_weight` scales the training weight of every image of the
     dataset on every head it feeds (e.g. 0.5 for pseudo-labelled crops,
-    whose labels are noisier than true ones).
+    whose labels are noisier than true ones). Losses average over the
+    weights of a batch, so it weighs the dataset against the other
+    datasets feeding the same head; a head fed by this dataset alone is
+    unchanged. Heads that score pairs (pairwise) take no weights: a
+    dataset feeding one keeps weight 1.
     """
 
     name: str

@@ -47,15 +47,30 @@ def id_head(spec, name=None):
                 f"{spec.path.name}: no id head (arcface, pairwise) to "
                 "pseudo-label with"
             )
-        return heads[0]
+        return _single_space(spec, heads[0])
     for head in heads:
         if head.name == name:
-            return head
+            return _single_space(spec, head)
     names = ", ".join(h.name for h in heads) or "none"
     raise ValueError(
         f"{spec.path.name}: {name!r} is not an id head of the run "
         f"(id heads: {names})"
     )
+
+
+def _single_space(spec, head):
+    """`head`, when its ids are one dataset's products (pseudo-labels name
+    the products of one space: a `pseudo_labels` dataset's `of:`)."""
+    from grok_tf.data.sources import id_spaces
+
+    spaces = id_spaces(spec, head)
+    if len(spaces) > 1:
+        raise ValueError(
+            f"{spec.path.name}: head '{head.name}' holds the products of "
+            f"{', '.join(spaces)}; pseudo-label with an id head of one "
+            "dataset's products (--head)"
+        )
+    return head
 
 
 def labelled_images(spec, head, split):
@@ -119,12 +134,15 @@ def listed_gallery(head, images):
     if Path(images).is_dir():  # the id of a file is its relative path
         labels = [Path(label).parts[0] for label in labels]
     index = {name: i for i, name in enumerate(head.classes)}
+    # Digits are a class id, unless class names are digits (SKUs): then a
+    # label must be a name, so a mistyped SKU is an error, not a class.
+    by_id = not any(name.isdigit() for name in head.classes)
     ids = []
     for path, label in zip(paths, labels, strict=True):
         label = label.strip()
         if label in index:
             ids.append(index[label])
-        elif label.isdigit() and int(label) < len(head.classes):
+        elif by_id and label.isdigit() and int(label) < len(head.classes):
             ids.append(int(label))
         else:
             raise ValueError(

@@ -135,8 +135,9 @@ def pseudo_label(
         run_dir: a finished `grok-tf train` run.
         images: a folder of photos, or a list file (`path[, ...]` lines,
             `grok_tf.search.product_search.read_image_refs`).
-        out: the output folder (see the module docstring); replaced
-            atomically when it exists.
+        out: the output folder (see the module docstring): a new or empty
+            folder, or an earlier output of `pseudo_label`, which is
+            replaced atomically.
         detector: a `Detector` (`grok_tf.weak_supervision.detectors`).
         threshold: accept crops at most this cosine distance from their
             nearest labelled image.
@@ -157,7 +158,8 @@ def pseudo_label(
 
     Raises:
         ValueError: both or a bad `threshold`/`precision`, no id head, no
-            photo, or no threshold reaching `precision`.
+            photo, no threshold reaching `precision`, or an `out` that is
+            neither new nor an earlier output (or holds the run or photos).
 
     Example (not run: needs a trained run and photos):
 
@@ -182,6 +184,8 @@ def pseudo_label(
     if precision is not None and not 0 < precision <= 1:
         raise ValueError(f"precision must be in (0, 1], got {precision}")
     say = print if verbose else (lambda *args: None)
+    out = Path(out)
+    check_output_folder(out, run_dir, images)
     spec, model = load_run(run_dir)
     head = id_head(spec, head)
     paths, _ = read_image_refs(images)
@@ -208,7 +212,6 @@ def pseudo_label(
         distances = np.where(valid, distances, np.inf)
         return Labelled(crops, unreadable, ids, distances)
 
-    out = Path(out)
     with atomic_directory(out) as partial:
         calibration = None
         if precision is not None:
@@ -243,6 +246,35 @@ def pseudo_label(
         text = json.dumps(report, indent=2, sort_keys=True) + "\n"
         (partial / REPORT_FILE).write_text(text)
     return report
+
+
+def check_output_folder(out, *inputs):
+    """Refuses an output folder whose replacement would lose data.
+
+    `out` may be missing, an empty folder or an earlier pseudo-label output
+    (it holds `pseudo_labels.csv` and `report.json`); it may not be, hold,
+    or sit inside any of `inputs` (the run, the photos).
+
+    Raises:
+        ValueError: naming `out` and why.
+    """
+    out = Path(out).resolve()
+    for given in inputs:
+        given = Path(given).resolve()
+        if out == given or out in given.parents or given in out.parents:
+            raise ValueError(
+                f"--out {out}: overlaps {given}, an input; choose a folder "
+                "of its own"
+            )
+    if out.exists():
+        if not out.is_dir():
+            raise ValueError(f"--out {out}: exists and is not a folder")
+        earlier = (out / LIST_FILE).is_file() and (out / REPORT_FILE).is_file()
+        if not earlier and any(out.iterdir()):
+            raise ValueError(
+                f"--out {out}: a folder that is not empty and not an "
+                "earlier pseudo-label output; it would be replaced"
+            )
 
 
 def _calibrated(measured, truth, precision):
@@ -288,7 +320,7 @@ def _write_list(path, head, labelled, accepted):
                 c.file,
                 head.classes[label] if known else "",
                 int(label) if known else -1,
-                f"{distance:.5f}" if known else "",
+                repr(float(distance)) if known else "",
                 int(bool(ok)),
                 c.source,
                 " ".join(f"{v:.5f}" for v in c.box),
@@ -332,7 +364,7 @@ def _accepted(labelled, accepted, threshold, calibration):
         "accepted": int(accepted.sum()),
         "coverage": round(float(accepted.mean()), 4) if count else 0.0,
         "photos_with_accepted_crops": len(photos),
-        "threshold": round(float(threshold), 5),
+        "threshold": float(threshold),
         "threshold_from": "given",
     }
     if calibration is not None:

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pytest
 
+from grok_tf.data import query_log
 from grok_tf.data.batch_mixer import evaluation_batches
 from grok_tf.data.batch_mixer import training_batches
 from grok_tf.data.images import CorruptImageLog
@@ -185,6 +186,7 @@ MALFORMED = [
     ("red\t0\t-3\n", "negative interactions -3"),
     ("red\t \t1\n", "empty product_id"),
     ("red\t0\t" + "9" * 80 + "\n", "line longer than 64 bytes"),
+    ("ab " * 15 + "\t0\t1\n", "query of 44 characters, more than 40"),
 ]
 
 
@@ -193,6 +195,7 @@ def test_each_malformed_row_is_skipped_and_reported_by_file_and_line(
     tmp_path, monkeypatch, row, reason
 ):
     monkeypatch.setattr(text_files, "MAX_LINE_BYTES", 64)
+    monkeypatch.setattr(query_log, "MAX_QUERY_CHARACTERS", 40)
     path = write_log(tmp_path, HEADER + "red\t0\t2\n" + row + "red\t0\t3\n")
     with pytest.warns(MalformedRowsWarning) as caught:
         log = read_query_log(settings(path))

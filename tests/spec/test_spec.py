@@ -125,6 +125,7 @@ BROKEN = [
     ),
     ("datasets[0].loss_weight", 0, "datasets[0].loss_weight: must be posi"),
     ("datasets[0].loss_weight", "low", "datasets[0].loss_weight: must be a"),
+    ("datasets[0].loss_weight", float("nan"), "loss_weight: must be a finite"),
     ("training.epoch", 3, "training.epoch: unknown key (did you mean"),
     (
         "training.crop_area",
@@ -304,6 +305,10 @@ def test_a_dataset_takes_a_loss_weight(tmp_path, base):
     raw["datasets"][0]["loss_weight"] = 0.5
     spec = load_spec(write_spec(tmp_path, raw))
     assert spec.datasets[0].loss_weight == 0.5
+    # A pairwise head scores pairs, not weighted examples: refused.
+    raw["heads"][1]["type"] = "pairwise"
+    with pytest.raises(SpecError, match=r"datasets\[0\]\.loss_weight: head "):
+        load_spec(write_spec(tmp_path, raw))
 
 
 @pytest.mark.parametrize(

@@ -727,3 +727,20 @@ def test_text_label_maps_name_ids_from_one_and_skip_unused_lines(tmp_path):
         read_label_map(tmp_path / "labels.csv")
     with pytest.raises(ValueError, match="cannot read label map"):
         read_label_map(tmp_path / "missing.txt")
+
+
+def test_boxes_with_infinite_edges_are_dropped_before_clipping():
+    boxes = [[0, 0, np.inf, np.inf], [0, 0, 0.5, 0.5], [-np.inf, 0, 1, 1]]
+    detector = Scripted(boxes, [0.9, 0.8, 0.7], ["a"] * 3, min_box_size=1)
+    image = np.zeros((100, 100, 3), np.uint8)
+    assert boxes_of(detector.detect(image)) == [(0.0, 0.0, 0.5, 0.5)]
+
+
+def test_a_label_map_starting_with_background_is_read_one_based(tmp_path):
+    from grok_tf.weak_supervision.detectors.base import read_label_lines
+
+    path = tmp_path / "labelmap.txt"
+    path.write_text("???\nperson\nbicycle\n???\ncar\n")
+    assert read_label_lines(path, 0) == {0: "person", 1: "bicycle", 3: "car"}
+    path.write_text("person\nbicycle\n???\ncar\n")
+    assert read_label_lines(path, 0) == {0: "person", 1: "bicycle", 3: "car"}

@@ -3,6 +3,7 @@ nearest labelled image and distance equal a numpy computation, thresholds,
 the output folder, and the list as a training dataset."""
 
 import csv
+import dataclasses
 import json
 import shutil
 
@@ -17,6 +18,7 @@ from grok_tf.run_dir import load_run
 from grok_tf.spec.loader import load_spec
 from grok_tf.weak_supervision.detectors import WholeImageDetector
 from grok_tf.weak_supervision.detectors import make_detector
+from grok_tf.weak_supervision.gallery import id_head
 from grok_tf.weak_supervision.gallery import listed_gallery
 from grok_tf.weak_supervision.gallery import training_gallery
 from grok_tf.weak_supervision.pseudo_label import pseudo_label
@@ -137,6 +139,24 @@ def test_a_failure_leaves_the_previous_output(run, photos, labelled, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["pseudo"]
 
 
+def test_an_output_folder_that_would_lose_data_is_refused(
+    run, photos, tmp_path
+):
+    kept = tmp_path / "notes"
+    kept.mkdir()
+    (kept / "todo.txt").write_text("mine")
+    for out, message in [
+        (kept, "not empty and not an earlier pseudo-label output"),
+        (run, "overlaps"),
+        (photos / "out", "overlaps"),
+        (run.parent, "overlaps"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            pseudo_label(run, photos, out, make_detector("whole"), 0.1)
+    assert (kept / "todo.txt").read_text() == "mine"
+    assert not (photos / "out").exists()
+
+
 @pytest.mark.parametrize(
     "kwargs, message",
     [
@@ -170,7 +190,7 @@ def test_the_list_trains_as_a_pseudo_labels_dataset(run, labelled, tmp_path):
             "of": "toy",
             "images_per_batch": 2,
             "loss_weight": 0.5,
-            "feeds": {"product": "product", "same": "product_id"},
+            "feeds": {"product": "product", "colour": "product_id"},
         }
     )
     spec = load_spec(write_spec(run.parent, raw, "pseudo.yaml"))
@@ -186,8 +206,8 @@ def test_the_list_trains_as_a_pseudo_labels_dataset(run, labelled, tmp_path):
     assert len(split) == 6
     expected = [spec.head("product").classes.index(r["product"]) for r in rows]
     np.testing.assert_array_equal(split.labels["product"], expected)
-    np.testing.assert_array_equal(
-        split.labels["same"], [int(r["product_id"]) for r in rows]
+    np.testing.assert_array_equal(  # colour ids 0/1 stand in for ids
+        split.labels["colour"], [int(r["product_id"]) for r in rows]
     )
     # One id space: classes keep their names, no "<dataset>/" prefix.
     assert spec.head("product").classes == ("square", "disc")
@@ -267,4 +287,17 @@ def test_a_listed_gallery_names_products_by_id_or_name(run, photos, tmp_path):
     assert report["gallery"] == {"images": 2, "catalogue_images": 0}
     rows = read_rows(out)
     # Blue photos are nearest the blue "square", red ones the red "disc".
-    assert {r["product"] for r in rows if "p0" in r["source"]} <= {"disc"}
+    assert {r["product"] for r in rows if "p0" in r["source"]} == {"disc"}
+    # Class names that are digits (SKUs): a label must name one.
+    numbered = dataclasses.replace(head, classes=("10", "20"))
+    listing.write_text(f"{data}/images/val.txt_red_0.jpg, 1\n")
+    with pytest.raises(ValueError, match="product '1' is not a class"):
+        listed_gallery(numbered, listing)
+
+
+def test_an_id_head_of_several_datasets_products_is_refused(run):
+    raw = yaml.safe_load((run.parent / "spec.yaml").read_text())
+    raw["datasets"].append({**raw["datasets"][0], "name": "shop"})
+    spec = load_spec(write_spec(run.parent, raw, "two_spaces.yaml"))
+    with pytest.raises(ValueError, match="holds the products of toy, shop"):
+        id_head(spec, "product")

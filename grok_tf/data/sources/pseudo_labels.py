@@ -21,7 +21,9 @@ class PseudoLabelSource(CsvTagsSource):
     of the id head that labelled it) or `product_id` (its class id). `of:`
     names the dataset whose products the ids are, so a head fed by both
     treats them as one id space (`DatasetSource.id_space`). Give the
-    dataset a `loss_weight` below 1: its labels are noisier.
+    dataset a `loss_weight` below 1: its labels are noisier. Prefer the
+    `product` column: a name means the same class whatever else the spec
+    holds, while `product_id` is the index in the labelling run's head.
 
     Example:
 

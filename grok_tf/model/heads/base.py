@@ -70,6 +70,8 @@ class HeadType(abc.ABC):
         identity: labels are product ids: retrieval with the embedding is
             evaluated on them and a dataset's catalogue may name the head.
         served: the head's outputs appear in the exported SavedModel.
+        sample_weighted: the loss weighs each example by its sample weight
+            (so a dataset's `loss_weight` applies to it).
 
     Example (not run: it would register a head type for the whole process):
 
@@ -97,6 +99,7 @@ class HeadType(abc.ABC):
     multilabel: ClassVar[bool] = False
     identity: ClassVar[bool] = False
     served: ClassVar[bool] = True
+    sample_weighted: ClassVar[bool] = True
 
     def check_options(self, options: Mapping[str, Any]) -> None:
         """Rules across option values, beyond each value's type.

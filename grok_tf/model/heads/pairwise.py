@@ -31,6 +31,8 @@ class PairwiseHead(HeadType):
     }
     identity = True
     served = False
+    # Scored over every pair of the global batch: ids, not sample weights.
+    sample_weighted = False
 
     def check_options(self, options):
         if options["alpha"] <= 0:

@@ -264,13 +264,13 @@ class Detector(abc.ABC):
         boxes, scores, labels = self._checked_raw(image)
         options = self.options
         height, width = image.shape[:2]
+        finite = np.isfinite(boxes).all(axis=1) & np.isfinite(scores)
         boxes = np.clip(boxes, 0.0, 1.0)
         with np.errstate(invalid="ignore"):
             sides = boxes[:, 2:] - boxes[:, :2]  # heights, widths
             pixels = np.minimum(sides[:, 0] * height, sides[:, 1] * width)
             keep = (
-                np.isfinite(boxes).all(axis=1)
-                & np.isfinite(scores)
+                finite
                 & (sides > 0).all(axis=1)
                 & (scores >= options.min_score)
                 & (pixels >= options.min_box_size)
@@ -431,16 +431,21 @@ def read_label_lines(path: str | Path, first_id: int) -> dict[int, str]:
     """Class ids -> names of a label map with one name per line.
 
     Line i (from 0) names id `first_id + i`; blank lines and `???` lines
-    name no class (their ids get `class ID` labels, see `label_for`).
+    name no class (their ids get `class ID` labels, see `label_for`). A
+    map whose first line is `???` is the 1-based form of the same list
+    (TensorFlow Lite's COCO examples ship both): its first line is
+    background, and line i names id `first_id + i - 1`.
 
     Raises:
         ValueError: the file cannot be read or is not UTF-8, naming it.
     """
-    names = {}
+    names, shift = {}, 0
     for number, text in read_lines(path, what="label map"):
         name = text.strip()
+        if number == 1 and name == UNUSED_LABEL:
+            shift = 1  # a background line first: ids start on line 2
         if name and name != UNUSED_LABEL:
-            names[first_id + number - 1] = name
+            names[first_id + number - 1 - shift] = name
     return names
 
 
