@@ -31,7 +31,6 @@ import copy
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -41,14 +40,14 @@ import yaml  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from reused_runs import train_or_reuse  # noqa: E402
+
 from grok_tf.compare import parse_mapping  # noqa: E402
 from grok_tf.data.query_log import read_query_log  # noqa: E402
 from grok_tf.data.sources import read_split  # noqa: E402
 from grok_tf.data.sources import resolve_vocabularies  # noqa: E402
 from grok_tf.demo import demo_spec_path  # noqa: E402
 from grok_tf.io.atomic_files import write_json  # noqa: E402
-from grok_tf.run_dir import MODEL_FILE  # noqa: E402
-from grok_tf.run_dir import SPEC_FILE  # noqa: E402
 from grok_tf.spec.loader import load_spec  # noqa: E402
 
 HEAD = "queries"
@@ -161,8 +160,6 @@ def main(argv=None):
     parser.add_argument("--steps-per-epoch", type=int)
     args = parser.parse_args(argv)
 
-    from grok_tf.training.fit import train
-
     spec_path, out = demo_spec_path(), Path(args.out)
     raw = yaml.safe_load(load_spec(spec_path).text)
     for key, value in (
@@ -187,15 +184,7 @@ def main(argv=None):
     results = {"log_statistics": statistics, "runs": {}}
     for name, spec in specs.items():
         folder = out / name
-        copy_ = folder / SPEC_FILE
-        if copy_.exists() and copy_.read_text() != spec.text:
-            sys.exit(f"{folder} holds a run of other settings")
-        seconds = None
-        if not (folder / MODEL_FILE).exists():
-            print(f"training {name} into {folder}", flush=True)
-            start = time.perf_counter()
-            train(spec, folder, verbose=2)
-            seconds = round(time.perf_counter() - start, 1)
+        seconds = train_or_reuse(spec, folder, verbose=2)
         results["runs"][name] = {
             "dir": str(folder),
             "training_seconds": seconds,

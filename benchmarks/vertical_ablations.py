@@ -28,7 +28,6 @@ import copy
 import json
 import os
 import sys
-import time
 from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -37,12 +36,12 @@ import yaml  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from reused_runs import train_or_reuse  # noqa: E402
+
 from grok_tf.compare import SINGLE  # noqa: E402
 from grok_tf.compare import derive_single_task  # noqa: E402
 from grok_tf.compare import parse_mapping  # noqa: E402
 from grok_tf.io.atomic_files import write_json  # noqa: E402
-from grok_tf.run_dir import MODEL_FILE  # noqa: E402
-from grok_tf.run_dir import SPEC_FILE  # noqa: E402
 from grok_tf.spec.loader import load_spec  # noqa: E402
 
 
@@ -94,7 +93,6 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from grok_tf.evaluation.evaluate import evaluate_run
-    from grok_tf.training.fit import train
 
     spec_path, out = Path(args.spec), Path(args.out)
     raw = yaml.safe_load(load_spec(spec_path).text)
@@ -102,15 +100,7 @@ def main(argv=None):
     for name, mapping in runs.items():
         spec = parse_mapping(mapping, spec_path)
         folder = run_dir(out, args.vertical, name)
-        copy_ = folder / SPEC_FILE
-        if copy_.exists() and copy_.read_text() != spec.text:
-            sys.exit(f"{folder} holds a run of other settings")
-        seconds = None
-        if not (folder / MODEL_FILE).exists():
-            print(f"training {name} into {folder}", flush=True)
-            start = time.perf_counter()
-            train(spec, folder)
-            seconds = round(time.perf_counter() - start, 1)
+        seconds = train_or_reuse(spec, folder)
         report = evaluate_run(folder, split=args.split)
         results[name] = {
             "dir": str(folder),

@@ -50,10 +50,11 @@ import yaml  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from reused_runs import train_or_reuse  # noqa: E402
+
 from grok_tf.compare import parse_mapping  # noqa: E402
 from grok_tf.io.atomic_files import write_json  # noqa: E402
 from grok_tf.io.text_files import read_list  # noqa: E402
-from grok_tf.run_dir import MODEL_FILE  # noqa: E402
 from grok_tf.spec.loader import load_spec  # noqa: E402
 
 THRESHOLDS = (0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.7, 1.0)
@@ -116,21 +117,13 @@ def specs(raw, name, splits, pseudo_dir, args):
 
 
 def train_once(mapping, spec_path, folder, args):
-    from grok_tf.training.fit import train
-
-    spec = parse_mapping(mapping, spec_path)
-    if (folder / MODEL_FILE).exists():
-        return None
-    print(f"training {folder.name}", flush=True)
-    start = time.perf_counter()
-    train(
-        spec,
+    return train_or_reuse(
+        parse_mapping(mapping, spec_path),
         folder,
         epochs=args.epochs,
         steps_per_epoch=args.steps_per_epoch,
         verbose=2,
     )
-    return round(time.perf_counter() - start, 1)
 
 
 def label_photos(run, images, out, detector_text, args):
