@@ -44,9 +44,14 @@ ALL = {"min_score": 0.0, "min_box_size": 0, "padding": 0.0, "max_boxes": 99}
 
 
 def shared_models():
-    """`GROK_MODELS`, else `../shared/models` beside the repository (as
-    `GROK_DATA` is found in tests/conftest.py)."""
-    return Path(os.environ.get("GROK_MODELS", REPO.parent / "shared/models"))
+    """`GROK_MODELS`; else `models/` beside `GROK_DATA`'s datasets folder
+    (the shared folder holds both); else `../shared/models` beside the
+    repository (as `GROK_DATA` is found in tests/conftest.py)."""
+    if "GROK_MODELS" in os.environ:
+        return Path(os.environ["GROK_MODELS"])
+    if "GROK_DATA" in os.environ:
+        return Path(os.environ["GROK_DATA"]).parent / "models"
+    return REPO.parent / "shared/models"
 
 
 class Scripted(Detector):
