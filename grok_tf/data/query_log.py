@@ -93,6 +93,9 @@ QUERY_LOG_DEFAULTS = {
 }
 #: Malformed rows quoted in the warning (all of them are counted).
 REPORTED_ROWS = 5
+#: The longest query kept, in characters once normalised; a longer one is a
+#: malformed row (no one types it, and it would make `max_pairs` no bound).
+MAX_QUERY_CHARACTERS = 512
 
 
 class MalformedRowsWarning(UserWarning):
@@ -143,11 +146,6 @@ class QueryLog:
     vocabulary: tuple[str, ...]
     stats: QueryLogStats
     malformed: tuple[str, ...]
-
-
-#: The longest query kept, in characters once normalised; a longer one is a
-#: malformed row (no one types it, and it would make `max_pairs` no bound).
-MAX_QUERY_CHARACTERS = 512
 
 
 def _character_class(char):

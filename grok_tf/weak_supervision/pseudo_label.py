@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
+from grok_tf.compression.neighbors import nearest_neighbors
 from grok_tf.io.atomic_files import atomic_directory
-from grok_tf.io.atomic_files import write_atomically
 from grok_tf.weak_supervision.crops import cut_crops
 from grok_tf.weak_supervision.gallery import id_head
 from grok_tf.weak_supervision.gallery import labelled_images
@@ -82,7 +82,7 @@ class Labelled:
 
 
 class NearestLabelled:
-    """Exact cosine nearest neighbours among labelled embeddings (faiss).
+    """Exact cosine nearest neighbours among labelled embeddings.
 
     Args:
         embeddings: `[N, d]` L2-normalised float32 embeddings.
@@ -97,23 +97,24 @@ class NearestLabelled:
     """
 
     def __init__(self, embeddings, ids):
-        import faiss
-
-        embeddings = np.ascontiguousarray(embeddings, np.float32)
-        if not len(embeddings):
+        self.embeddings = np.asarray(embeddings, np.float32)
+        if not len(self.embeddings):
             raise ValueError("the labelled gallery holds no readable image")
         self.ids = np.asarray(ids, np.int64)
-        self.index = faiss.IndexFlatIP(embeddings.shape[1])
-        self.index.add(embeddings)
 
     def search(self, embeddings):
-        """`(ids, distances)` of the nearest labelled image of each row."""
-        embeddings = np.ascontiguousarray(embeddings, np.float32)
+        """`(ids, distances)` of the nearest labelled image of each row.
+
+        On unit vectors the nearest by L2 is the nearest by cosine, so the
+        exact L2 search of `grok_tf.compression.neighbors` finds it.
+        """
+        embeddings = np.asarray(embeddings, np.float32)
         if not len(embeddings):
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
-        similarity, index = self.index.search(embeddings, 1)
-        distance = np.clip(1.0 - similarity[:, 0], 0.0, 2.0)
-        return self.ids[index[:, 0]], distance.astype(np.float32)
+        index = nearest_neighbors(embeddings, self.embeddings, 1)[:, 0]
+        similarity = np.sum(embeddings * self.embeddings[index], axis=1)
+        distance = np.clip(1.0 - similarity, 0.0, 2.0)
+        return self.ids[index], distance.astype(np.float32)
 
 
 def pseudo_label(
@@ -328,8 +329,8 @@ def _write_list(path, head, labelled, accepted):
                 c.label,
             ]
         )
-    data = buffer.getvalue().encode()
-    write_atomically(path, lambda f: f.write(data))
+    # Written into the folder `pseudo_label` publishes in one rename.
+    path.write_bytes(buffer.getvalue().encode())
 
 
 def _report(spec, head, detector, gallery, paths, labelled):
@@ -415,4 +416,4 @@ def _histogram(path, distances, threshold, calibration, title):
         title=title,
     )
     axes.legend()
-    write_atomically(path, lambda f: figure.savefig(f, format="png", dpi=100))
+    figure.savefig(path, format="png", dpi=100)

@@ -114,9 +114,3 @@ def _read_table(kind, settings, root):
             for product, found in log.labels.items()
         }
     return LabelTable(labels, log.vocabulary, counts, listed=False)
-
-
-def tags_of(table, products, head: str, origin: str) -> tuple[str, ...]:
-    """The sorted union of the tags of `products` (ids in `table`, a
-    `{product: tags}` dict; `LabelTable.labels_of` for any table)."""
-    return LabelTable(table, ()).labels_of(products, head, origin)[0]
