@@ -19,7 +19,8 @@ def test_cosines_match_numpy():
 def test_scale_of_the_input_does_not_matter():
     layer = CosineClassifier(3)
     x = np.random.default_rng(1).normal(size=(2, 5)).astype("float32")
-    np.testing.assert_allclose(layer(x), layer(7.0 * x), rtol=1e-5)
+    # The centres are random, so a cosine can sit near 0: compare absolutely.
+    np.testing.assert_allclose(layer(x), layer(7.0 * x), atol=1e-6)
 
 
 def test_layer_harness(tmp_path):
