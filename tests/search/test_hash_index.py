@@ -6,6 +6,7 @@ import pytest
 
 from grok_tf.evaluation.retrieval_metrics import rank_gallery
 from grok_tf.io import atomic_files
+from grok_tf.search.hash_index import FILES
 from grok_tf.search.hash_index import HashIndex
 from grok_tf.search.hash_index import hasher_fingerprint
 
@@ -39,6 +40,30 @@ def filled_index(n=300, seed=0):
 
 def leftovers(directory):
     return sorted(p.name for p in directory.iterdir() if p.name[0] == ".")
+
+
+def as_old_version(directory, version):
+    """Rewrites a saved index as grok_tf wrote it before version 3.
+
+    Versions 1 and 2 kept the ids and paths as JSON lists in `items.json`
+    beside `index.faiss`; version 1 had no `hasher`. Returns the items.
+    """
+    index = HashIndex.load(directory, mmap=False)
+    items = {
+        "format": "grok_tf.HashIndex",
+        "version": version,
+        "bits": index.bits,
+        "hasher": index.hasher,
+        "ids": list(index.column("ids")),
+        "paths": list(index.column("paths")),
+    }
+    if version == 1:
+        del items["hasher"]
+    for name in FILES:
+        if name != "index.faiss":
+            (directory / name).unlink()
+    (directory / "items.json").write_text(json.dumps(items))
+    return items
 
 
 def test_search_returns_the_true_nearest_with_their_ids_and_paths():
@@ -132,10 +157,9 @@ def test_save_load_round_trip_gives_identical_results(tmp_path):
 
     assert len(loaded) == len(index) and loaded.bits == index.bits
     assert loaded.search(queries, k=10) == index.search(queries, k=10)
-    assert sorted(p.name for p in (tmp_path / "hashes").iterdir()) == [
-        "index.faiss",
-        "items.json",
-    ]
+    assert sorted(p.name for p in (tmp_path / "hashes").iterdir()) == sorted(
+        FILES
+    )
     assert leftovers(tmp_path) == []
 
 
@@ -254,8 +278,27 @@ def test_load_errors_name_the_missing_or_inconsistent_file(tmp_path):
 
     index, _ = filled_index(10)
     index.save(tmp_path / "hashes")
+    meta_path = tmp_path / "hashes" / "index.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, "count": 9}))
+    with pytest.raises(
+        ValueError, match="ids.offsets.npy holds 11 offsets; 9 items need 10"
+    ):
+        HashIndex.load(tmp_path / "hashes")
+    meta_path.write_text(json.dumps(meta))
+    np.save(tmp_path / "hashes" / "paths.data.npy", np.zeros(3, np.uint8))
+    with pytest.raises(ValueError, match="paths.offsets.npy must run from 0"):
+        HashIndex.load(tmp_path / "hashes")
+    np.save(tmp_path / "hashes" / "paths.data.npy", np.zeros(3, np.int64))
+    with pytest.raises(ValueError, match="paths.data.npy must hold a 1-D"):
+        HashIndex.load(tmp_path / "hashes")
+    (tmp_path / "hashes" / "paths.data.npy").write_bytes(b"\x93NUMPY")
+    with pytest.raises(ValueError, match="paths.data.npy is not a valid"):
+        HashIndex.load(tmp_path / "hashes")
+
+    index.save(tmp_path / "hashes")
+    items = as_old_version(tmp_path / "hashes", 2)
     items_path = tmp_path / "hashes" / "items.json"
-    items = json.loads(items_path.read_text())
     items["ids"].pop()
     items["paths"].pop()
     items_path.write_text(json.dumps(items))
@@ -444,13 +487,7 @@ def test_a_version_1_index_loads_but_no_hasher_is_trusted(tmp_path):
     index = HashIndex()
     index.add(codes, ids, paths)
     index.save(tmp_path / "old")
-    items_path = tmp_path / "old" / "items.json"
-    items = json.loads(items_path.read_text())
-    assert items["version"] == 2 and items["hasher"] is None
-    # Exactly what grok_tf wrote before fingerprints.
-    del items["hasher"]
-    items["version"] = 1
-    items_path.write_text(json.dumps(items))
+    as_old_version(tmp_path / "old", 1)  # written before fingerprints
 
     old = HashIndex.load(tmp_path / "old")
 
@@ -462,7 +499,7 @@ def test_a_version_1_index_loads_but_no_hasher_is_trusted(tmp_path):
     assert "\n" not in message and str(tmp_path / "old") in message
     assert "records no hasher fingerprint (format version 1" in message
     assert HASHER_A[:12] in message and "rebuild it" in message
-    # Saved again, it is version 2 and still records no hasher.
+    # Saved again, it is version 3 and still records no hasher.
     old.save(tmp_path / "old")
     with pytest.raises(ValueError, match="built without a hasher finger"):
         HashIndex.load(tmp_path / "old", hasher=HASHER_A)
@@ -471,7 +508,10 @@ def test_a_version_1_index_loads_but_no_hasher_is_trusted(tmp_path):
 @pytest.mark.parametrize(
     "change, match",
     [
-        ({"version": 3}, "format version 3; this grok_tf reads versions 1, 2"),
+        (
+            {"version": 4},
+            "format version 4; this grok_tf reads versions 1, 2, 3",
+        ),
         ({"version": True}, "format version True"),
         ({"version": 2.0}, "format version 2.0"),
         ({"hasher": "abc"}, "'hasher' must be a fingerprint"),
@@ -481,10 +521,16 @@ def test_a_version_1_index_loads_but_no_hasher_is_trusted(tmp_path):
 def test_bad_versions_and_fingerprints_are_rejected(tmp_path, change, match):
     index, _ = filled_index(10)
     index.save(tmp_path / "hashes")
-    items_path = tmp_path / "hashes" / "items.json"
-    items = json.loads(items_path.read_text())
-    items_path.write_text(json.dumps({**items, **change}))
+    meta_path = tmp_path / "hashes" / "index.json"
+    meta = json.loads(meta_path.read_text())
+    meta_path.write_text(json.dumps({**meta, **change}))
 
+    with pytest.raises(ValueError, match=match):
+        HashIndex.load(tmp_path / "hashes")
+    index.save(tmp_path / "hashes")
+    items_path = tmp_path / "hashes" / "items.json"
+    items = as_old_version(tmp_path / "hashes", 2)
+    items_path.write_text(json.dumps({**items, **change}))
     with pytest.raises(ValueError, match=match):
         HashIndex.load(tmp_path / "hashes")
     with pytest.raises(ValueError, match="hasher must be a fingerprint"):
