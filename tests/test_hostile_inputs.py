@@ -18,7 +18,6 @@ stage; this table is the one place that shows them side by side.
 
 import dataclasses
 import io
-import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -413,7 +412,7 @@ TEXTS = [
 # Hash indexes on disk, through HashIndex.load.
 
 
-def index_searched_by(hasher, items=None):
+def index_searched_by(hasher, tamper=None):
     """An index built by hasher 'a...' loaded for `hasher` (or tampered)."""
 
     def run(folder):
@@ -421,14 +420,22 @@ def index_searched_by(hasher, items=None):
         index = HashIndex(256, hasher="a" * 64)
         index.add(codes, ["x", "y", "z"])
         index.save(folder / "index")
-        if items is not None:
-            path = folder / "index/items.json"
-            path.write_text(json.dumps(items(json.loads(path.read_text()))))
+        if tamper is not None:
+            tamper(folder / "index")
         return outcome(
             lambda: len(HashIndex.load(folder / "index", hasher=hasher))
         ).replace(str(folder), "T")
 
     return run
+
+
+def lose_an_id(index):
+    offsets = np.load(index / "ids.offsets.npy")
+    np.save(index / "ids.offsets.npy", offsets[:-1])
+
+
+def pickle_the_paths(index):
+    np.save(index / "paths.data.npy", np.array([print], object))
 
 
 INDEXES = [
@@ -446,8 +453,13 @@ INDEXES = [
     ),
     Case(
         "an index whose id map lost an item",
-        index_searched_by("a" * 64, lambda items: {**items, "ids": ["x", "y"]}),
-        "refused: T/index/items.json has 2 ids but 3 paths",
+        index_searched_by("a" * 64, lose_an_id),
+        "refused: T/index/ids.offsets.npy holds 3 offsets; 3 items need 4",
+    ),
+    Case(
+        "an index whose paths are a pickle",
+        index_searched_by("a" * 64, pickle_the_paths),
+        r"refused: T/index/paths.data.npy is not a valid .npy array: .*",
     ),
 ]
 

@@ -8,7 +8,8 @@ The flow of `grok-tf index` and `grok-tf search`, and of notebooks:
    hashers, the Catalyzer by default (fitted by `grok-tf compress`, see
    `grok_tf.compression.hashers`);
 3. `build_index` / `search_index`: codes in a
-   `grok_tf.search.hash_index.HashIndex` on disk, searched by Hamming
+   `grok_tf.search.hash_index.HashIndex` on disk (exact `flat`, or `ivf` /
+   `hnsw` for large catalogues; or shards of them), searched by Hamming
    distance (ties: the item indexed first comes first).
 
 Codes of two runs cannot be compared, even at the same length: an index
@@ -29,11 +30,18 @@ Example, a notebook (not run: needs a trained, compressed run and photos):
 from pathlib import Path
 
 import numpy as np
+from keras.utils import Progbar
 
 from grok_tf.data.sources import IMAGE_SUFFIXES
 from grok_tf.inference import embed_images
 from grok_tf.search.hash_index import HashIndex
 from grok_tf.search.hash_index import hasher_fingerprint
+from grok_tf.search.index_kinds import default_settings
+from grok_tf.search.sharded_index import ShardedIndexWriter
+from grok_tf.search.sharded_index import open_index
+
+# Images hashed at a time by `build_index`: 16k embeddings are 26 MB.
+CHUNK_SIZE = 16384
 
 
 def read_image_refs(images):
@@ -168,29 +176,90 @@ def product_hasher_fingerprint(model, hasher, input_size):
     )
 
 
-def build_index(hasher, images, out=None, verbose=0):
-    """Hashes the images of a list file or folder into a `HashIndex`.
+def build_index(
+    hasher,
+    images,
+    out=None,
+    verbose=0,
+    kind="auto",
+    shard_size=None,
+    chunk_size=CHUNK_SIZE,
+    **settings,
+):
+    """Hashes the images of a list file or folder into a search index.
+
+    Images are hashed `chunk_size` at a time, so memory holds one chunk's
+    embeddings and the codes (32 bytes an image), never every embedding.
 
     Args:
         hasher: a `ProductHasher`.
         images: a list file or folder (see `read_image_refs`).
-        out: optional directory to save the index to (atomically).
+        out: the directory to save the index to (atomically); needed with
+            `shard_size`.
         verbose: 1 shows a progress bar.
+        kind: `"auto"` (`flat` up to 200k images, else `ivf`), `"flat"`,
+            `"ivf"` or `"hnsw"` (`grok_tf.search.index_kinds`).
+        shard_size: write a sharded index of shards of this many images,
+            built and written one at a time
+            (`grok_tf.search.sharded_index`); None: one index.
+        chunk_size: images hashed at a time.
+        **settings: the kind's settings instead of the defaults for this
+            many images (per shard), e.g. `nlist=1024, nprobe=32`.
 
     Returns:
         `(index, skipped)`: the index of the readable images, in the order
         of `images` (their positions, which break ties in search), with
-        `hasher.fingerprint`; and the paths of the images that could not
-        be read (left out, never fatal).
+        `hasher.fingerprint` (a `HashIndex`, or a memory-mapped
+        `ShardedIndex` with `shard_size`); and the paths of the images
+        that could not be read (left out, never fatal).
+
+    Raises:
+        ValueError: unknown kind or settings (before anything is hashed),
+            or `shard_size` without `out`.
     """
     paths, ids = read_image_refs(images)
-    codes, valid = hasher.hash(paths, verbose)
-    index = HashIndex(hasher.bits, hasher=hasher.fingerprint)
-    keep = np.flatnonzero(valid)
-    index.add(codes[keep], [ids[i] for i in keep], [paths[i] for i in keep])
-    if out is not None:
-        index.save(out)
-    return index, [p for p, ok in zip(paths, valid, strict=True) if not ok]
+    if shard_size is not None and out is None:
+        raise ValueError("a sharded index needs an output directory (out)")
+    per_index = (
+        len(paths) if shard_size is None else min(shard_size, len(paths))
+    )
+    settings = default_settings(per_index, kind, **settings)
+    skipped = []
+    progress = Progbar(len(paths), verbose=verbose, unit_name="image")
+
+    def hashed(start, end):
+        """Codes, ids and paths of the readable images in [start, end)."""
+        codes, found = [], []
+        for at in range(start, end, chunk_size):
+            chunk = paths[at : min(at + chunk_size, end)]
+            chunk_codes, valid = hasher.hash(chunk)
+            codes.append(chunk_codes[valid])
+            found.extend(at + np.flatnonzero(valid))
+            skipped.extend(
+                p for p, ok in zip(chunk, valid, strict=True) if not ok
+            )
+            progress.add(len(chunk))
+        codes = (
+            np.concatenate(codes)
+            if codes
+            else np.zeros((0, hasher.bits // 8), np.uint8)
+        )
+        return codes, [ids[i] for i in found], [paths[i] for i in found]
+
+    if shard_size is None:
+        index = HashIndex(
+            hasher.bits, hasher=hasher.fingerprint, settings=settings
+        )
+        index.add(*hashed(0, len(paths)))
+        if out is not None:
+            index.save(out)
+        return index, skipped
+    with ShardedIndexWriter(
+        out, hasher.bits, hasher.fingerprint, settings, shard_size
+    ) as writer:
+        for start in range(0, len(paths), shard_size):
+            writer.add(*hashed(start, min(start + shard_size, len(paths))))
+    return open_index(out), skipped
 
 
 def search_index(hasher, index, paths, k=10):
@@ -198,7 +267,7 @@ def search_index(hasher, index, paths, k=10):
 
     Args:
         hasher: a `ProductHasher` (the same run that built the index).
-        index: a `HashIndex`.
+        index: a `HashIndex` or `ShardedIndex` (`open_index`).
         paths: query image paths.
         k: neighbours per query.
 

@@ -21,6 +21,7 @@ from grok_tf.search.product_search import build_index
 from grok_tf.search.product_search import read_image_refs
 from grok_tf.search.product_search import search_index
 from tests.helpers import grok_tf
+from tests.search.test_hash_index import as_old_version
 
 
 def test_read_image_refs_from_a_list_and_a_folder(tmp_path):
@@ -138,6 +139,34 @@ def test_index_and_search_commands(
     assert [r["id"] for r in found["results"]] == [
         ids[r["path"]] for r in found["results"]
     ]
+    # A sharded hnsw index, searched with a queue longer than the index:
+    # the exact distances again, whatever the shards and the graph.
+    sharded = tmp_path / "sharded"
+    result = grok_tf(
+        "index", "--run", compressed_run, "--images", listing, "--out", sharded,
+        "--kind", "hnsw", "--M", "8", "--shard-size", "7",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert '"kind": "hnsw", "M": 8, "efConstruction": 40' in result.stdout
+    shards = json.loads((sharded / "shards.json").read_text())["shards"]
+    assert [s["count"] for s in shards] == [7] * (len(paths) // 7) + (
+        [len(paths) % 7] if len(paths) % 7 else []
+    )
+    result = grok_tf(
+        "search", "--run", compressed_run, "--index", sharded, paths[5],
+        "-k", "3", "--ef-search", "500",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    (in_shards,) = json.loads(result.stdout)
+    assert [r["distance"] for r in in_shards["results"]] == [
+        r["distance"] for r in found["results"]
+    ]
+    result = grok_tf(
+        "search", "--run", compressed_run, "--index", index, paths[5],
+        "--nprobe", "4",
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "a flat index's search settings are none" in result.stderr
     result = grok_tf("search", "--run", compressed_run, "--index", tmp_path)
     assert result.returncode == 2  # no IMAGE: argparse usage error
     # The run's ITQ codes are not the Catalyzer codes the index holds.
@@ -151,7 +180,7 @@ def test_index_and_search_commands(
 
     # The index records the run's hasher, the same in every process; another
     # run's hasher of the same length is refused, in one line.
-    fingerprint = json.loads((index / "items.json").read_text())["hasher"]
+    fingerprint = json.loads((index / "index.json").read_text())["hasher"]
     assert fingerprint == hasher.fingerprint
     other = other_hasher.fingerprint
     result = grok_tf(
@@ -196,10 +225,7 @@ def test_another_runs_hasher_is_refused(
     HashIndex.load(index.directory, copy.fingerprint)
 
     # An index written before fingerprints: refused, asking for a rebuild.
-    items_path = tmp_path / "index" / "items.json"
-    items = json.loads(items_path.read_text())
-    del items["hasher"]
-    items_path.write_text(json.dumps({**items, "version": 1}))
+    as_old_version(tmp_path / "index", 1)
     old = HashIndex.load(tmp_path / "index")
     with pytest.raises(ValueError, match="no hasher fingerprint.*rebuild"):
         search_index(hasher, old, query)
