@@ -7,9 +7,11 @@
                      [--figures DIR]
     grok-tf compress --run RUN_DIR [--bits 256] [--split train]
     grok-tf index --run RUN_DIR --images LIST_OR_FOLDER --out INDEX_DIR
-                  [--hasher catalyzer]
+                  [--hasher catalyzer] [--kind auto|flat|ivf|hnsw]
+                  [--nlist N] [--nprobe N] [--M N] [--ef-construction N]
+                  [--ef-search N] [--shard-size N]
     grok-tf search --run RUN_DIR --index INDEX_DIR IMAGE... [-k 10]
-                   [--hasher catalyzer]
+                   [--hasher catalyzer] [--nprobe N] [--ef-search N]
     grok-tf calibrate --run RUN_DIR [--split val]
     grok-tf export --run RUN_DIR --model-dir saved_models/NAME [--top-k 5]
                    [--hasher catalyzer]
@@ -103,6 +105,28 @@ def _parser():
     )
     index.add_argument("--out", required=True, help="index directory")
     _add_hasher(index)
+    index.add_argument(
+        "--kind",
+        default="auto",
+        help="flat (exact), ivf or hnsw (approximate, fast on large "
+        "catalogues); auto (default): flat up to 200k images, else ivf",
+    )
+    index.add_argument(
+        "--nlist", type=_positive, help="ivf lists (default ~sqrt(images))"
+    )
+    index.add_argument("--M", type=_positive, help="hnsw links a node (32)")
+    index.add_argument(
+        "--ef-construction",
+        type=_positive,
+        dest="efConstruction",
+        help="hnsw build queue (64)",
+    )
+    index.add_argument(
+        "--shard-size",
+        type=_positive,
+        help="build a sharded index, this many images a shard",
+    )
+    _add_search_settings(index)
 
     search = commands.add_parser(
         "search", help="nearest indexed products of images (JSON)"
@@ -114,6 +138,7 @@ def _parser():
         "-k", type=_positive, default=10, help="results per image (10)"
     )
     _add_hasher(search)
+    _add_search_settings(search)
 
     calibrate = commands.add_parser(
         "calibrate",
@@ -255,6 +280,20 @@ def _add_hasher(parser):
     )
 
 
+def _add_search_settings(parser):
+    parser.add_argument(
+        "--nprobe",
+        type=_positive,
+        help="ivf lists scanned a query (default: stored with the index)",
+    )
+    parser.add_argument(
+        "--ef-search",
+        type=_positive,
+        dest="efSearch",
+        help="hnsw search queue (default: stored with the index)",
+    )
+
+
 def _positive(text):
     value = int(text)
     if value < 1:
@@ -339,24 +378,35 @@ def _run(args):
         from grok_tf.search.product_search import build_index
 
         hasher = ProductHasher(args.run, args.hasher)
+        settings = {
+            name: getattr(args, name)
+            for name in ("nlist", "nprobe", "M", "efConstruction", "efSearch")
+            if getattr(args, name) is not None
+        }
         index, skipped = build_index(
-            hasher, args.images, args.out, verbose=int(sys.stderr.isatty())
+            hasher,
+            args.images,
+            args.out,
+            verbose=int(sys.stderr.isatty()),
+            kind=args.kind,
+            shard_size=args.shard_size,
+            **settings,
         )
         for path in skipped:
             print(f"grok-tf: skipped unreadable image {path}", file=sys.stderr)
         print(
             f"grok-tf: indexed {len(index)} images ({len(skipped)} skipped) "
-            f"in {args.out}"
+            f"in {args.out}: {json.dumps(index.settings)}"
         )
     elif args.command == "search":
-        from grok_tf.search.hash_index import HashIndex
         from grok_tf.search.product_search import ProductHasher
         from grok_tf.search.product_search import search_index
+        from grok_tf.search.sharded_index import open_index
 
+        index = open_index(args.index)
+        index.tune(nprobe=args.nprobe, efSearch=args.efSearch)
         hasher = ProductHasher(args.run, args.hasher)
-        results = search_index(
-            hasher, HashIndex.load(args.index), args.images, k=args.k
-        )
+        results = search_index(hasher, index, args.images, k=args.k)
         print(json.dumps(results, indent=2))
     elif args.command == "calibrate":
         from grok_tf.calibration.calibrate import calibrate_run
