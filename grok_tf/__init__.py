@@ -43,6 +43,7 @@ _PUBLIC = {
     "HashIndex": "grok_tf.search",
     "ProductHasher": "grok_tf.search",
     "build_index": "grok_tf.search",
+    "open_index": "grok_tf.search",
     "search_index": "grok_tf.search",
     "IsotonicCalibration": "grok_tf.calibration",
     "calibrate_run": "grok_tf.calibration",

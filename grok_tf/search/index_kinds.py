@@ -20,10 +20,10 @@ Example:
 
 >>> settings = default_settings(2_000_000)
 >>> settings
-{'kind': 'ivf', 'nlist': 2048, 'nprobe': 32}
+{'kind': 'ivf', 'nlist': 1024, 'nprobe': 16}
 >>> index = make_faiss_index(256, settings)
 >>> type(index).__name__, index.nlist, index.nprobe
-('IndexBinaryIVF', 2048, 32)
+('IndexBinaryIVF', 1024, 16)
 """
 
 import abc
