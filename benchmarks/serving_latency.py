@@ -8,18 +8,22 @@ to the model's outputs:
 
 - `bare model(x)`: `model(images, training=False)` of the run's Keras model
   (`grok_tf.run_dir.load_run`), eager, on pre-decoded, pre-resized float32
-  `[N, S, S, 3]`: the trunk and heads only;
+  `[N, S, S, 3]` (the photos prepared by the run's `EvalPreprocessor`, as
+  in evaluation): the trunk and heads only;
 - `bare, tf.function`: the same call traced once into a graph, as the
-  SavedModel's signatures are: what eager dispatch costs;
+  SavedModel's signatures are: the compiled forward, the reference of the
+  `x graph` ratios;
 - `serving_images, resized`: the exported `serving_images` signature
   (`tf.saved_model.load`) on those same float tensors: adds its in-graph
-  resize (`resize_for_eval` again, per image, S -> S / 0.875 -> crop S,
-  on S x S inputs), calibration, top-k, the Catalyzer hash and the
-  validity masking;
-- `serving_images, photo size`: `serving_images` on the decoded photos at
-  their own size (when they all share one): adds the real resize;
+  resize (`resize_for_eval` again, the whole batch in one op: centre
+  0.875 crop of the S x S inputs resampled to S), calibration, top-k, the
+  Catalyzer hash and the validity masking;
+- `serving_images, photo size`: `serving_images` on the photos decoded at
+  full size (when they all share one): adds the real resize;
 - `serving_default, JPEG`: the `serving_default` signature on the encoded
-  bytes: adds decoding. The whole request a TF Serving client sends.
+  bytes: adds decoding (DCT-scaled for JPEGs at least about twice the
+  input), the images of a request in parallel. The whole request a TF
+  Serving client sends.
 
 Inputs are real photos: the validation images of the run's spec (the
 synthetic demo catalogue for the default run) or, with `--images`, the
@@ -27,7 +31,12 @@ image files of a folder, repeated to fill a batch. Each repeat calls every
 path once, in turn, so a load change on a shared CPU hits all paths alike;
 ms/batch is the median over `--repeats` after `--warmup` calls per path,
 each call's outputs fetched to NumPy (as a client would). `x bare` divides
-by the eager bare row, `x graph` by the `tf.function` one.
+by the eager bare row, `x graph` by the `tf.function` one; `best x graph`
+divides the fastest calls (the least disturbed by other load) and
+`paired` is the median over repeats of each call divided by the
+`tf.function` call of the same repeat (a few ms apart: the steadiest
+ratio when other processes share the CPU). The last lines repeat the
+ratios `serving_default, JPEG` / compiled forward at each batch size.
 
 Without `--run` / `--model-dir` the script builds its own run in a temporary
 directory: `data_specs/demo.yaml` trained for 1 epoch of 5 steps, then
@@ -49,8 +58,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
+from grok_tf.data.images import EvalPreprocessor  # noqa: E402
 from grok_tf.data.images import decode_image  # noqa: E402
-from grok_tf.data.images import resize_for_eval  # noqa: E402
 from grok_tf.data.sources import IMAGE_SUFFIXES  # noqa: E402
 from grok_tf.serving.export import DEFAULT_SIGNATURE  # noqa: E402
 from grok_tf.serving.export import IMAGE_BYTES  # noqa: E402
@@ -139,7 +148,8 @@ def main():
         size = spec.model.input_size
         encoded = [f.read_bytes() for f in files]
         decoded = [decode_image(data) for data in encoded]
-        resized = [resize_for_eval(image, size) for image in decoded]
+        preprocessor = EvalPreprocessor.for_spec(spec)
+        resized = [preprocessor(data) for data in encoded]
         shapes = sorted({tuple(image.shape) for image in decoded})
         bare_graph = tf.function(lambda x: model(x, training=False))
 
@@ -171,8 +181,10 @@ def main():
         print()
         print(
             f"{'batch':>5}  {'path':<28} {'ms/batch':>9} {'images/s':>9} "
-            f"{'x bare':>7} {'x graph':>7}"
+            f"{'x bare':>7} {'x graph':>7} {'best ms':>8} {'best x graph':>12}"
+            f" {'paired':>6}"
         )
+        served = {}
         for batch in args.batches:
             x = tf.stack(resized[:batch])
             paths = {
@@ -201,13 +213,36 @@ def main():
                     fetch(call())
                     times[name].append(time.perf_counter() - start)
             ms = {k: 1000 * statistics.median(t) for k, t in times.items()}
+            best = {k: 1000 * min(t) for k, t in times.items()}
             bare, graph = ms["bare model(x), eager"], ms["bare, tf.function"]
+            paired = {
+                name: statistics.median(
+                    a / b
+                    for a, b in zip(t, times["bare, tf.function"], strict=True)
+                )
+                for name, t in times.items()
+            }
             for name, value in ms.items():
+                fastest = best[name] / best["bare, tf.function"]
                 print(
                     f"{batch:>5}  {name:<28} {value:>9.2f} "
                     f"{1000 * batch / value:>9.0f} {value / bare:>7.2f} "
-                    f"{value / graph:>7.2f}"
+                    f"{value / graph:>7.2f} {best[name]:>8.2f} "
+                    f"{fastest:>12.2f} {paired[name]:>6.2f}"
                 )
+            jpeg = "serving_default, JPEG"
+            served[batch] = (
+                ms[jpeg] / graph,
+                best[jpeg] / best["bare, tf.function"],
+                paired[jpeg],
+            )
+        print()
+        for batch, (median, fastest, pair) in served.items():
+            print(
+                f"serving_default(JPEG) / compiled forward, batch {batch}: "
+                f"{median:.2f}x (medians), {fastest:.2f}x (best calls), "
+                f"{pair:.2f}x (paired)"
+            )
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ Every stage that runs a trained model over images goes through `collect`:
 evaluation, calibration and compression over the labelled splits of a
 spec (`predict`, `predict_split`), index and search over image files
 (`embed_images`). Images are decoded, size-checked and resized by the
-same `grok_tf.data.images.ImageDecoder` as in training and serving.
+same `grok_tf.data.images.EvalPreprocessor` as in the serving signature.
 """
 
 import numpy as np
@@ -13,9 +13,8 @@ import tensorflow as tf
 from grok_tf.data.batch_mixer import evaluation_batches
 from grok_tf.data.images import DEFAULT_MAX_IMAGE_PIXELS
 from grok_tf.data.images import CorruptImageLog
-from grok_tf.data.images import ImageDecoder
+from grok_tf.data.images import EvalPreprocessor
 from grok_tf.data.images import describe_skipped
-from grok_tf.data.images import resize_for_eval
 from grok_tf.data.sources import read_split
 from grok_tf.errors import SpecError
 
@@ -79,7 +78,7 @@ def predict(spec, model, splits, batch_size=64, verbose=0):
     Raises:
         SpecError: not one image of the splits could be read.
     """
-    log = CorruptImageLog(ImageDecoder.for_spec(spec))
+    log = CorruptImageLog(EvalPreprocessor.for_spec(spec).decoder)
     batches = evaluation_batches(spec, splits, log, batch_size=batch_size)
     total = sum(map(len, splits))
     collected = collect(model, batches, total=total, verbose=verbose)
@@ -169,11 +168,10 @@ def embed_images(
     Returns:
         `(embeddings, valid)`: float32 `[N, d]` and bool `[N]`.
     """
-    decoder = ImageDecoder(input_size, max_pixels)
+    preprocessor = EvalPreprocessor(input_size, max_pixels)
 
     def load(path):
-        image, ok = decoder.load_or_flag(path, tf.constant(b""))
-        return resize_for_eval(image, input_size), ok
+        return preprocessor.load_or_flag(path, tf.constant(b""))
 
     batches = (
         tf.data.Dataset.from_tensor_slices(tf.constant(list(paths), tf.string))

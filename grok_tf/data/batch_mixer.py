@@ -29,17 +29,19 @@ import dataclasses
 
 import tensorflow as tf
 
+from grok_tf.data.images import EvalPreprocessor
 from grok_tf.data.images import ImageDecoder
 from grok_tf.data.images import augment_for_training
 from grok_tf.data.images import describe_skipped
 from grok_tf.data.images import keep_or_record
-from grok_tf.data.images import resize_for_eval
 from grok_tf.errors import SpecError
 
 AUTOTUNE = tf.data.AUTOTUNE
 
 
-def decoded_examples(spec, split, log, prepare, arrange=None, weighted=False):
+def decoded_examples(
+    spec, split, log, prepare, arrange=None, weighted=False, decoder=None
+):
     """A `Split` as `(image, labels, weights)` elements for every head.
 
     Args:
@@ -52,11 +54,12 @@ def decoded_examples(spec, split, log, prepare, arrange=None, weighted=False):
             before decoding (shard, repeat, shuffle: cheap on strings).
         weighted: multi-label heads with `split.label_weights` get their
             label weights (training); otherwise every label weighs 1.
+        decoder: the `ImageDecoder` (default: the spec's, for training).
     """
     ds = _encoded(split, weighted)
     if arrange is not None:
         ds = arrange(ds)
-    decoder = ImageDecoder.for_spec(spec)
+    decoder = decoder or ImageDecoder.for_spec(spec)
 
     def load(ref, data, fed):  # prepared in the same map: no full-size
         image, ok = decoder.load_or_flag(ref, data, log)  # image waits
@@ -245,7 +248,10 @@ def distributed_training_batches(strategy, spec, splits, log, transform=None):
 
 
 def evaluation_batches(spec, splits, log, batch_size=64):
-    """One ordered pass over every given split, with eval resizing.
+    """One ordered pass over every given split, prepared for evaluation.
+
+    Each image goes through the spec's `EvalPreprocessor`, the one the
+    serving signature uses: served outputs equal evaluated ones.
 
     Args:
         spec: a resolved `Spec`.
@@ -256,12 +262,16 @@ def evaluation_batches(spec, splits, log, batch_size=64):
     Returns:
         A finite `tf.data.Dataset` of `(images, labels, weights)`.
     """
-    size = spec.model.input_size
+    preprocessor = EvalPreprocessor.for_spec(spec)
     parts = []
     for split in splits:
         parts.append(
             decoded_examples(
-                spec, split, log, lambda image: resize_for_eval(image, size)
+                spec,
+                split,
+                log,
+                preprocessor.resize,
+                decoder=preprocessor.decoder,
             )
         )
     ds = parts[0]

@@ -1,16 +1,20 @@
-"""Image decoding, training augmentation and evaluation resizing.
+"""Image decoding, training augmentation and evaluation preprocessing.
 
 Images enter the model as float32 RGB in [0, 255]; each trunk carries its
 own normalisation. One `ImageDecoder` turns encoded bytes into pixels for
-training, evaluation, product search and the serving signature alike, and
-`resize_for_eval` crops them the same way everywhere.
+training, evaluation, product search and the serving signature alike.
+Evaluation, calibration, compression, search and the serving signature
+then share one `EvalPreprocessor`: a JPEG decoded at the smallest DCT
+scale that still covers the evaluation crop, then one resampling
+(`resize_for_eval`) to the model's input.
 
 No image costs more memory than the user allows: the decoder reads width
 and height from the header first (JPEG, PNG, GIF, BMP, WebP), refuses an
 image that would decode to more than `max_pixels` (a small PNG declaring
 50,000 x 50,000 is refused, never decoded), and decodes a large JPEG at
 1/2, 1/4 or 1/8 scale (libjpeg's DCT scaling) when its shorter side stays
-at least twice the model's input size.
+at least twice the model's input size (training, whose random crops
+zoom in) or the evaluation crop (`EvalPreprocessor`).
 
 Training reads files through `ImageDecoder.load_or_flag`, which never
 raises: a missing, truncated, oversized or non-image file comes back
@@ -48,13 +52,17 @@ class ImageDecoder:
     pixels everywhere.
 
     Args:
-        size: the model's input size. A JPEG whose shorter side is at least
-            four times `size` is decoded at the largest of 1/2, 1/4 and 1/8
-            scale that keeps its shorter side at least `2 * size` (no
-            visible loss after the resize to `size`, a fraction of the
-            memory). None decodes every image at full size.
+        size: the model's input size. A JPEG is decoded at the largest of
+            1/2, 1/4 and 1/8 scale that keeps its shorter side at least
+            `headroom * size` (no visible loss after the resize to `size`,
+            a fraction of the memory and time). None decodes every image
+            at full size.
         max_pixels: the most pixels one image may decode to (after JPEG
             scaling); a larger image is refused from its header alone.
+        headroom: the shorter side a scaled JPEG keeps, in multiples of
+            `size`: 2 for training (its random crops zoom in: detail to
+            spare), `1 / EVAL_CROP_FRACTION` for evaluation and serving
+            (`EvalPreprocessor`: the centre crop then only shrinks).
 
     Example:
 
@@ -69,6 +77,7 @@ class ImageDecoder:
 
     size: int | None = None
     max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+    headroom: float = 2.0
 
     @classmethod
     def for_spec(cls, spec):
@@ -190,8 +199,9 @@ class ImageDecoder:
         step = tf.constant(0, tf.int32)
         if self.size is not None:
             shorter = tf.minimum(height, width)
+            least = self.headroom * self.size
             for i, scale in enumerate(JPEG_SCALES[1:], start=1):
-                fits = _ceil_div(shorter, scale) >= 2 * self.size
+                fits = tf.cast(_ceil_div(shorter, scale), tf.float64) >= least
                 step = tf.where(fits, tf.constant(i, tf.int32), step)
             step = tf.where(_is_jpeg(data), step, 0)
         scale = tf.gather(tf.constant(JPEG_SCALES, tf.int64), step)
@@ -460,22 +470,161 @@ def _ceil_div(value, divisor):
 def resize_for_eval(image, size):
     """Resizes the shorter side to `size / 0.875` and centre-crops `size`.
 
+    One resampling, of the kept pixels only: the crop's `size` x `size`
+    pixels of the antialiased (triangle kernel) resize are computed
+    directly (`ScaleAndTranslate`, the op behind `tf.image.resize(...,
+    antialias=True)`), never the whole resized image.
+
     Args:
-        image: uint8 or float image [H, W, 3].
+        image: uint8 or float image `[H, W, 3]`, or a batch of images of
+            one size `[N, H, W, 3]`.
         size: the square output size.
 
     Returns:
-        float32 [size, size, 3] in [0, 255].
+        float32 `[size, size, 3]` (or `[N, size, size, 3]`) in [0, 255].
+
+    Example:
+
+    >>> image = tf.random.stateless_uniform([50, 70, 3], [0, 1], 0, 255)
+    >>> cropped = resize_for_eval(image, 32)  # 37 x 51, crop 32 x 32
+    >>> resized = tf.image.resize(image, [37, 51], antialias=True)
+    >>> float(tf.reduce_max(tf.abs(cropped - resized[2:34, 9:41]))) < 0.01
+    True
     """
-    shape = tf.cast(tf.shape(image)[:2], tf.float32)
+    image = tf.convert_to_tensor(image)
+    batched = image if image.shape.rank == 4 else image[None]
+    shape = tf.cast(tf.shape(batched)[1:3], tf.float32)
     scale = (size / EVAL_CROP_FRACTION) / tf.reduce_min(shape)
     new = tf.maximum(tf.cast(tf.round(shape * scale), tf.int32), size)
-    image = tf.image.resize(image, new, antialias=True)
-    top = (new[0] - size) // 2
-    left = (new[1] - size) // 2
-    image = image[top : top + size, left : left + size]
-    image.set_shape([size, size, 3])
-    return tf.clip_by_value(image, 0.0, 255.0)
+    corner = (new - size) // 2  # top, left of the crop in the resized image
+    resized = tf.raw_ops.ScaleAndTranslate(
+        images=batched,
+        size=[size, size],
+        scale=tf.cast(new, tf.float32) / shape,
+        translation=-tf.cast(corner, tf.float32),
+        kernel_type="triangle",
+        antialias=True,
+    )
+    resized = tf.clip_by_value(resized, 0.0, 255.0)
+    if image.shape.rank != 4:
+        return tf.ensure_shape(resized[0], [size, size, 3])
+    return tf.ensure_shape(resized, [None, size, size, 3])
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalPreprocessor:
+    """Encoded image -> the model's evaluation input, the same everywhere.
+
+    Evaluation, calibration, compression and validation (`tf.data`),
+    product search (`grok_tf.inference.embed_images`) and the SavedModel's
+    `serving_default` signature all turn bytes into model inputs through
+    one `EvalPreprocessor`, so one file gives the same outputs wherever
+    it is scored:
+
+    1. decode (`ImageDecoder` with `headroom=1 / EVAL_CROP_FRACTION`): a
+       JPEG at the smallest of 1/2, 1/4, 1/8 scale whose shorter side
+       still covers the crop at `size / 0.875`, i.e. scaled when it is at
+       least about twice the input size; other formats at full size;
+    2. `resize_for_eval`: the centre crop, resampled once to
+       `size` x `size`.
+
+    Args:
+        size: the model's square input size.
+        max_pixels: the decoder's pixel limit (`model.max_image_pixels`).
+
+    Example:
+
+    >>> prepare = EvalPreprocessor(32)
+    >>> grey = tf.fill([300, 200, 3], tf.constant(9, tf.uint8))
+    >>> jpeg = tf.io.encode_jpeg(grey)
+    >>> prepare.decoder.decode(jpeg).shape  # 1/4: 50 >= 32 / 0.875
+    TensorShape([75, 50, 3])
+    >>> images, valid = prepare.batch_or_flag([jpeg, b"not an image"])
+    >>> images.shape, valid.numpy().tolist()
+    (TensorShape([2, 32, 32, 3]), [True, False])
+    >>> float(images[0, 5, 5, 0]), float(tf.reduce_max(images[1]))
+    (9.0, 0.0)
+    """
+
+    size: int
+    max_pixels: int = DEFAULT_MAX_IMAGE_PIXELS
+
+    @classmethod
+    def for_spec(cls, spec):
+        """The preprocessor of a spec's model: input size, pixel limit."""
+        return cls(spec.model.input_size, spec.model.max_image_pixels)
+
+    @property
+    def decoder(self):
+        """The `ImageDecoder` of step 1."""
+        return ImageDecoder(
+            self.size, self.max_pixels, headroom=1 / EVAL_CROP_FRACTION
+        )
+
+    def resize(self, image):
+        """Step 2: decoded pixels -> float32 `[size, size, 3]`."""
+        return resize_for_eval(image, self.size)
+
+    def __call__(self, data):
+        """Encoded bytes -> float32 `[size, size, 3]`.
+
+        Raises:
+            tf.errors.InvalidArgumentError: as `ImageDecoder.decode`.
+        """
+        return self.resize(self.decoder.decode(data))
+
+    def load_or_flag(self, ref, data, log=None):
+        """`ImageDecoder.load_or_flag`, resized: `(image, ok)`, never
+        raising; black when not ok. The tf.data form (one image)."""
+        image, ok = self.decoder.load_or_flag(ref, data, log)
+        return self.resize(image), ok
+
+    def batch_or_flag(self, image_bytes, parallel=tf.data.AUTOTUNE):
+        """A batch of encoded images, decoded and resized in parallel.
+
+        The serving form: the images of a request are prepared by
+        `parallel` threads of one `tf.data` map (images ignored when they
+        fail), then put back in request order. Pure graph: safe in a
+        SavedModel signature.
+
+        Args:
+            image_bytes: string `[N]`, encoded images.
+            parallel: images prepared at once (`tf.data.AUTOTUNE`: the
+                cores).
+
+        Returns:
+            `(images, valid)`: float32 `[N, size, size, 3]` and bool `[N]`;
+            an image that cannot be decoded is black and not valid, and
+            leaves the rest of the batch as it would be without it.
+        """
+        data = tf.convert_to_tensor(image_bytes, tf.string)
+        count = tf.shape(data, out_type=tf.int64)[0]
+        prepared = (
+            tf.data.Dataset.from_tensor_slices((tf.range(count), data))
+            .map(
+                lambda i, d: (i, self(d)),
+                num_parallel_calls=parallel,
+                deterministic=False,
+            )
+            .ignore_errors()
+            .batch(tf.maximum(count, 1))
+        )
+        nothing = (
+            tf.zeros([0], tf.int64),
+            tf.zeros([0, self.size, self.size, 3], tf.float32),
+        )
+        rows, images = (
+            prepared.concatenate(tf.data.Dataset.from_tensors(nothing))
+            .take(1)
+            .get_single_element()
+        )
+        rows = rows[:, None]
+        shape = tf.stack([count, self.size, self.size, 3])
+        images = tf.scatter_nd(rows, images, shape)
+        images = tf.ensure_shape(images, [None, self.size, self.size, 3])
+        found = tf.ones_like(rows[:, 0], tf.int32)
+        valid = tf.scatter_nd(rows, found, count[None]) > 0
+        return images, valid
 
 
 def augment_for_training(image, size, training_spec):

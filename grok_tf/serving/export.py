@@ -18,12 +18,15 @@ for every image of a batch:
   unaffected.
 
 `serving_default` takes `image_bytes` (tf.string `[N]`, JPEG/PNG/GIF/BMP),
-decoded and resized in the graph by the functions training and evaluation
-use (`grok_tf.data.images`); `serving_images` takes float32 RGB
-images `[N, H, W, 3]` in [0, 255], decoded photos of any size, resized the
-same way (shorter side to S / 0.875, centre crop S: an image already S x S
-is cropped too, exactly as a photo of that size would be); non-finite
-images are flagged invalid. A batch of 0 images returns empty
+decoded and resized in the graph, the images of a request in parallel, by
+the `EvalPreprocessor` evaluation uses (`grok_tf.data.images`: a large
+JPEG decoded at 1/2, 1/4 or 1/8 scale, then one resampling of the centre
+crop), so a photo served scores as it scored in `grok-tf evaluate`;
+`serving_images` takes float32 RGB images `[N, H, W, 3]` in [0, 255],
+decoded photos of any size, resized the same way (`resize_for_eval`: the
+centre 0.875 of the shorter side resampled to S x S; an image already
+S x S is cropped too, exactly as a photo of that size would be);
+non-finite images are flagged invalid. A batch of 0 images returns empty
 outputs. Label vocabularies are constants of the graph; calibration tables
 and all weights are variables.
 
@@ -39,7 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from grok_tf.calibration.layer import IsotonicCalibration
-from grok_tf.data.images import ImageDecoder
+from grok_tf.data.images import EvalPreprocessor
 from grok_tf.data.images import resize_for_eval
 from grok_tf.io.atomic_files import integer_version
 
@@ -93,7 +96,7 @@ class ServingFunctions:
         }
         self.top_k = {h.name: min(top_k, h.num_classes) for h in self.heads}
         self.size = spec.model.input_size
-        self.decoder = ImageDecoder.for_spec(spec)
+        self.preprocessor = EvalPreprocessor.for_spec(spec)
 
     def trackables(self):
         """The Keras objects an `ExportArchive` must track."""
@@ -105,31 +108,12 @@ class ServingFunctions:
 
     def from_bytes(self, image_bytes):
         """`serving_default`: encoded images -> outputs (see the module)."""
-
-        def decode(data):
-            image, ok = self.decoder.decode_or_flag(data)
-            return resize_for_eval(image, self.size), ok
-
-        images, valid = tf.map_fn(
-            decode,
-            image_bytes,
-            fn_output_signature=(
-                tf.TensorSpec([self.size, self.size, 3], tf.float32),
-                tf.TensorSpec([], tf.bool),
-            ),
-        )
-        return self.outputs(images, valid)
+        return self.outputs(*self.preprocessor.batch_or_flag(image_bytes))
 
     def from_images(self, images):
         """`serving_images`: float RGB images [N, H, W, 3] -> outputs."""
         images = tf.convert_to_tensor(images, tf.float32)
-        resized = tf.map_fn(
-            lambda image: resize_for_eval(image, self.size),
-            images,
-            fn_output_signature=tf.TensorSpec(
-                [self.size, self.size, 3], tf.float32
-            ),
-        )
+        resized = resize_for_eval(images, self.size)  # one size: one op
         finite = tf.reduce_all(tf.math.is_finite(images), axis=[1, 2, 3])
         return self.outputs(
             tf.where(finite[:, None, None, None], resized, 0.0), finite

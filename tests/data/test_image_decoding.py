@@ -10,9 +10,11 @@ from PIL import Image
 
 from grok_tf.data.images import FORMATS
 from grok_tf.data.images import CorruptImageLog
+from grok_tf.data.images import EvalPreprocessor
 from grok_tf.data.images import ImageDecoder
 from grok_tf.data.images import describe_skipped
 from grok_tf.data.images import image_header_size
+from grok_tf.data.images import resize_for_eval
 from tests.helpers import png_declaring
 
 
@@ -130,6 +132,62 @@ def test_scaled_decode_matches_the_full_decode_downsampled():
     full = ImageDecoder().decode(data).numpy().astype(float)
     pooled = full.reshape(256, 4, 192, 4, 3).mean(axis=(1, 3))
     assert np.abs(scaled - pooled).mean() < 3.0
+
+
+@pytest.mark.parametrize(
+    "shorter, expected",
+    [
+        (292, 292),  # 1/2 would leave 146 < 128 / 0.875 = 146.3
+        (293, 147),  # 1/2: the crop of 0.875 * 147 still covers 128 px
+        (348, 174),  # grocery's photos: 1/2
+        (1200, 150),  # 1/8
+        (1000, 250),  # 1/4: 1/8 would leave 125
+    ],
+)
+def test_eval_decodes_jpegs_twice_the_input_at_a_smaller_scale(
+    shorter, expected
+):
+    data = tf.io.encode_jpeg(tf.zeros([shorter, shorter + 50, 3], tf.uint8))
+    decoded = EvalPreprocessor(128).decoder.decode(data)
+    assert decoded.shape[0] == expected
+    assert EvalPreprocessor(128)(data).shape == (128, 128, 3)
+
+
+@pytest.mark.parametrize(
+    "shape", [(40, 40), (348, 348), (50, 70), (3, 500), (1000, 700), (1, 1)]
+)
+def test_resize_for_eval_is_the_crop_of_the_antialiased_resize(shape):
+    pixels = np.random.default_rng(2).uniform(0, 255, (*shape, 3))
+    pixels = pixels.astype("float32")
+    shorter = min(shape)
+    new = [max(round(side * (32 / 0.875) / shorter), 32) for side in shape]
+    top, left = (new[0] - 32) // 2, (new[1] - 32) // 2
+    resized = tf.image.resize(pixels, new, antialias=True).numpy()
+    expected = np.clip(resized[top : top + 32, left : left + 32], 0, 255)
+    np.testing.assert_allclose(resize_for_eval(pixels, 32), expected, atol=0.01)
+    batch = np.stack([pixels, 255 - pixels])
+    np.testing.assert_allclose(
+        resize_for_eval(batch, 32)[0], expected, atol=0.01
+    )
+
+
+def test_a_batch_is_prepared_in_order_bad_images_flagged():
+    prepare = EvalPreprocessor(32)
+    rng = np.random.default_rng(3)
+    good = [
+        encode(rng.integers(0, 255, (h, w, 3), np.uint8), fmt)
+        for h, w, fmt in [(300, 200, "JPEG"), (40, 60, "PNG"), (90, 90, "GIF")]
+    ]
+    batch = [good[0], b"", good[1], good[0][:200], good[2], b"text"]
+    images, valid = prepare.batch_or_flag(tf.constant(batch))
+    assert valid.numpy().tolist() == [True, False, True, False, True, False]
+    for row, data in zip([0, 2, 4], good, strict=True):
+        np.testing.assert_array_equal(images[row], prepare(data))
+    assert not images.numpy()[[1, 3, 5]].any()
+    images, valid = prepare.batch_or_flag(tf.constant([], tf.string))
+    assert images.shape == (0, 32, 32, 3) and valid.shape == (0,)
+    images, valid = prepare.batch_or_flag(tf.constant([b"", b"x"]))
+    assert images.shape == (2, 32, 32, 3) and not valid.numpy().any()
 
 
 def test_pngs_are_never_scaled():

@@ -17,8 +17,12 @@ from grok_tf.calibration.calibrate import calibrate_run
 from grok_tf.calibration.calibrate import load_calibration
 from grok_tf.compression.compress import compress_run
 from grok_tf.compression.compress import load_hasher
-from grok_tf.data.images import ImageDecoder
+from grok_tf.data.images import EvalPreprocessor
 from grok_tf.data.images import resize_for_eval
+from grok_tf.data.sources import Split
+from grok_tf.inference import embed_images
+from grok_tf.inference import kept_refs
+from grok_tf.inference import predict
 from grok_tf.io.atomic_files import HOST
 from grok_tf.run_dir import load_run
 from grok_tf.serving import export as serving
@@ -78,10 +82,8 @@ def test_saved_model_alone_equals_the_keras_model(exported, photos, tmp_path):
     run, model_dir = exported
     spec, model = load_run(run)
     size = spec.model.input_size
-    decoder = ImageDecoder.for_spec(spec)  # grocery's 348 px photos: 1/4
-    resized = np.stack(
-        [resize_for_eval(decoder.decode(p), size).numpy() for p in photos]
-    )
+    prepare = EvalPreprocessor.for_spec(spec)  # 348 px photos: 1/8 scale
+    resized = np.stack([prepare(p).numpy() for p in photos])
     raw = np.random.default_rng(0).uniform(0, 255, (3, 50, 70, 3))
     raw = raw.astype("float32")
     np.savez(tmp_path / "in.npz", images=raw)
@@ -149,6 +151,63 @@ def test_saved_model_alone_equals_the_keras_model(exported, photos, tmp_path):
             )
 
 
+def test_served_outputs_equal_the_evaluated_ones(exported, photos, tmp_path):
+    """serving_default on a file's bytes gives what `grok-tf evaluate`
+    (`inference.predict`) and product search (`embed_images`) compute from
+    that file: one preprocessing, whatever the format and size."""
+    run, model_dir = exported
+    spec, model = load_run(run)
+    rgb = Image.open(io.BytesIO(photos[1])).convert("RGB")
+    files = {  # name: (bytes, decoded shape: scaled or not)
+        "photo_a.jpg": (photos[0], (44, 44)),  # 348 px at 1/8: 44 >= 36.6
+        "photo_b.jpg": (photos[2], (44, 44)),
+        "wide.jpg": (encoded(rgb.resize((200, 120)), "JPEG"), (60, 100)),
+        "photo.png": (encoded(rgb, "PNG"), (348, 348)),  # never scaled
+        "small.jpg": (encoded(rgb.resize((60, 45)), "JPEG"), (45, 60)),
+        "small.png": (encoded(rgb.resize((50, 70)), "PNG"), (70, 50)),
+        "broken.jpg": (photos[3][:300], None),
+    }
+    decoder = EvalPreprocessor.for_spec(spec).decoder
+    paths = []
+    for name, (data, shape) in files.items():
+        paths.append(str(tmp_path / name))
+        (tmp_path / name).write_bytes(data)
+        if shape:  # the scaled decode (1/2, 1/8) is the path taken
+            assert decoder.decode(data).shape[:2] == shape, name
+    serve = tf.saved_model.load(str(latest_version(model_dir))).signatures[
+        "serving_default"
+    ]
+    served = serve(image_bytes=tf.constant([d for d, _ in files.values()]))
+    served = {name: value.numpy() for name, value in served.items()}
+    assert served["valid"].tolist() == [True] * 6 + [False]
+
+    split = Split("grocery", "val", paths, {})
+    outputs, _, _, log = predict(spec, model, [split])
+    skipped = log.summary()["files"]
+    assert kept_refs([split], skipped) == paths[:6]
+    np.testing.assert_allclose(
+        served["embedding"][:6], outputs["embedding"], atol=1e-4
+    )
+    tables = load_calibration(run)
+    for name in HEADS:
+        head = spec.head(name)
+        probabilities = head.kind.probabilities(head, outputs[name])
+        np.testing.assert_allclose(
+            served[f"{name}_probabilities"][:6],
+            tables[name].predict(np.asarray(probabilities)),
+            atol=1e-4,
+        )
+    embeddings, valid = embed_images(model, paths, spec.model.input_size)
+    assert valid.tolist() == [True] * 6 + [False]
+    np.testing.assert_allclose(served["embedding"], embeddings, atol=1e-4)
+    # Not a tautology: the photos differ, and a full-size decode of the
+    # large one (no DCT scaling) would give other outputs.
+    assert np.abs(np.diff(served["embedding"][:6], axis=0)).max() > 1e-2
+    full = resize_for_eval(tf.io.decode_jpeg(photos[0]), spec.model.input_size)
+    unscaled = model(full[None], training=False)["embedding"].numpy()
+    assert np.abs(unscaled[0] - served["embedding"][0]).max() > 1e-3
+
+
 def test_bad_images_are_flagged_and_the_batch_survives(exported, photos):
     _, model_dir = exported
     serve = tf.saved_model.load(str(latest_version(model_dir))).signatures[
@@ -162,6 +221,7 @@ def test_bad_images_are_flagged_and_the_batch_survives(exported, photos):
         "empty": b"",
         "text": b"<html>not an image</html>",
         "png with alpha": encoded(rgb.convert("RGBA"), "PNG"),
+        "png": encoded(rgb, "PNG"),
         "grayscale": encoded(rgb.convert("L"), "PNG"),
         "1x1": encoded(Image.new("RGB", (1, 1), (200, 10, 10)), "PNG"),
         "4000x3000": encoded(rgb.resize((4000, 3000)), "JPEG"),
@@ -175,6 +235,7 @@ def test_bad_images_are_flagged_and_the_batch_survives(exported, photos):
         "empty": False,
         "text": False,
         "png with alpha": True,
+        "png": True,
         "grayscale": True,
         "1x1": True,
         "4000x3000": True,
@@ -186,8 +247,12 @@ def test_bad_images_are_flagged_and_the_batch_survives(exported, photos):
     norms = np.linalg.norm(out["embedding"].numpy()[ok], axis=1)
     np.testing.assert_allclose(norms, 1.0, atol=1e-5)
     # The PNG with alpha holds the JPEG's pixels: alpha is dropped.
-    embedding = out["embedding"].numpy()
-    assert embedding[0] @ embedding[5] > 0.99
+    embedding = dict(zip(batch, out["embedding"].numpy(), strict=True))
+    np.testing.assert_allclose(
+        embedding["png with alpha"], embedding["png"], atol=1e-6
+    )
+    # The JPEG itself is decoded at 1/8 scale: close, not equal.
+    assert embedding["good"] @ embedding["png"] > 0.9
 
 
 def test_an_empty_batch_returns_empty_outputs(exported):
