@@ -30,8 +30,8 @@ from PIL import Image
 from grok_tf.data.batch_mixer import evaluation_batches
 from grok_tf.data.batch_mixer import require_readable
 from grok_tf.data.images import CorruptImageLog
+from grok_tf.data.images import EvalPreprocessor
 from grok_tf.data.images import ImageDecoder
-from grok_tf.data.images import resize_for_eval
 from grok_tf.data.sources import read_split
 from grok_tf.data.sources import resolve_vocabularies
 from grok_tf.model.pretrained.torch_checkpoint import load_torch_state_dict
@@ -142,23 +142,9 @@ def in_request(make_bytes, size=64):
     """`valid` or `invalid` for one image amid good ones, as served."""
 
     def run(folder):
-        decoder = ImageDecoder(size)
-
-        def decode(
-            data,
-        ):  # as grok_tf.serving.export.ServingFunctions.from_bytes
-            image, ok = decoder.decode_or_flag(data)
-            return resize_for_eval(image, size), ok
-
+        # What grok_tf.serving.export.ServingFunctions.from_bytes runs.
         batch = tf.constant([small_photo(), make_bytes(), small_photo()])
-        _, ok = tf.map_fn(
-            decode,
-            batch,
-            fn_output_signature=(
-                tf.TensorSpec([size, size, 3], tf.float32),
-                tf.TensorSpec([], tf.bool),
-            ),
-        )
+        _, ok = EvalPreprocessor(size).batch_or_flag(batch)
         assert ok.numpy()[0] and ok.numpy()[2]
         return "valid" if ok.numpy()[1] else "invalid"
 
