@@ -28,6 +28,8 @@ setup(
         "tensorboard~=2.21",
         "tensorflow-datasets~=4.9",
         "scikit-learn~=1.9",
+        # One BLAS thread for ITQ's SVDs beside TensorFlow's thread pools.
+        "threadpoolctl>=3.5",
         "numpy>=2.0,<3",
         "pyyaml~=6.0",
         "matplotlib~=3.11",

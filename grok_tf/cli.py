@@ -91,7 +91,10 @@ def _parser():
         "--split", default="train", help="split to train on (train)"
     )
     compress.add_argument(
-        "--epochs", type=_positive, default=10, help="Catalyzer epochs (10)"
+        "--epochs",
+        type=_positive,
+        default=None,
+        help="Catalyzer epochs (its default, 3)",
     )
 
     index = commands.add_parser(
@@ -119,7 +122,7 @@ def _parser():
         "--ef-construction",
         type=_positive,
         dest="efConstruction",
-        help="hnsw build queue (64)",
+        help="hnsw build queue (40)",
     )
     index.add_argument(
         "--shard-size",
@@ -276,7 +279,8 @@ def _add_hasher(parser):
         "--hasher",
         default="catalyzer",
         help="the run's hasher making the codes: catalyzer (default), lsh, "
-        "itq or any registered one",
+        "itq or any registered one, or best (the one that measured best on "
+        "the val split at compress time)",
     )
 
 

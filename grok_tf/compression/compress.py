@@ -17,36 +17,58 @@ written by their own `save` into `RUN_DIR/hashes/`, atomically, with
 `compression.json` (e.g. `catalyzer.keras`, `lsh.npz`, `itq.npz`);
 `load_hashers` reads them back for `grok-tf evaluate`, which reports
 retrieval with each beside the float embedding.
+
+When the spec has a validation split (`val` by default), `compress_run`
+also measures retrieval with every fitted hasher on it (the report of
+`grok_tf.evaluation.evaluate.retrieval_report`) and records it under
+`validation` in `compression.json`, with the hasher that measured best
+(`best_hasher`): what an export or index can ship instead of the default.
 """
 
-import json
 import time
 from pathlib import Path
 
-from grok_tf.compression.hashers import Hasher
+import numpy as np
+
 from grok_tf.compression.hashers import HasherFitError
 from grok_tf.compression.hashers import hasher_class
 from grok_tf.compression.hashers import hasher_names
+from grok_tf.compression.stored import DEFAULT_HASHER
+from grok_tf.compression.stored import SUMMARY
+from grok_tf.compression.stored import best_hasher
+from grok_tf.compression.stored import best_of
+from grok_tf.compression.stored import load_hasher
+from grok_tf.compression.stored import load_hashers
 from grok_tf.inference import predict_split
 from grok_tf.io.atomic_files import atomic_directory
 from grok_tf.io.atomic_files import write_json
 from grok_tf.run_dir import HASHES
 from grok_tf.run_dir import load_run
 
-SUMMARY = "compression.json"
-DEFAULT_HASHER = "catalyzer"
+VALIDATION_SPLIT = "val"
+# The retrieval measure `best_hasher` ranks the hashers by.
+BEST_MEASURE = "map@r"
+__all__ = [  # the readers live in `stored`; imported from here as before
+    "DEFAULT_HASHER",
+    "SUMMARY",
+    "best_hasher",
+    "compress_run",
+    "load_hasher",
+    "load_hashers",
+]
 
 
 def compress_run(
     run_dir,
     bits=256,
     split="train",
-    epochs=10,
+    epochs=None,
     batch_size=64,
     seed=0,
     verbose=1,
     hashers=None,
     options=None,
+    validation_split=VALIDATION_SPLIT,
 ):
     """Fits the hashers of a finished run on its embeddings.
 
@@ -55,7 +77,8 @@ def compress_run(
         bits: the hash length, a multiple of 8. Defaults to 256.
         split: the split whose images are embedded to train on.
         epochs: Catalyzer training epochs (short for
-            `options={"catalyzer": {"epochs": epochs}}`).
+            `options={"catalyzer": {"epochs": epochs}}`); None: the
+            Catalyzer's default (`CatalyzerHasher`, 2).
         batch_size: images per forward pass when embedding.
         seed: seed of every hasher.
         verbose: 1 shows progress bars (embedding, Catalyzer epochs).
@@ -64,11 +87,16 @@ def compress_run(
         options: optional `name -> dict` of constructor arguments of a
             hasher (beyond `bits` and `seed`), e.g.
             `{"catalyzer": {"hidden": 512}, "lsh": {"center": False}}`.
+        validation_split: the split whose retrieval is measured with every
+            fitted hasher (see `validation_report`); None, or a split no
+            dataset has: not measured. Defaults to "val".
 
     Returns:
         The summary written to `hashes/compression.json`: bits, split,
         images, the hashers written, seconds per hasher, skipped hashers
-        (name -> reason), skipped images.
+        (name -> reason), skipped images, and `validation`: None, or
+        `{"split", "retrieval" (the report), "scores" (hasher -> mean
+        mAP@R), "best" (`best_hasher`'s choice)}`.
 
     Raises:
         ValueError: an unknown hasher name, or options for a hasher that
@@ -89,20 +117,24 @@ def compress_run(
             f"to fit ({', '.join(names)})"
         )
     arguments = {name: dict(options.get(name, {})) for name in names}
-    if DEFAULT_HASHER in arguments:
+    if DEFAULT_HASHER in arguments and epochs is not None:
         arguments[DEFAULT_HASHER].setdefault("epochs", epochs)
     unfitted = {
         name: hasher_class(name)(bits=bits, seed=seed, **arguments[name])
         for name in names
     }
     spec, model = load_run(run_dir)
-    outputs, _, _, log = predict_split(spec, model, split, batch_size, verbose)
+    outputs, labels, _, log = predict_split(
+        spec, model, split, batch_size, verbose
+    )
     embeddings = outputs["embedding"]
+    ids = product_ids(spec, labels, len(embeddings))
     fitted, seconds, skipped = {}, {}, {}
     for name, hasher in unfitted.items():
         start = time.perf_counter()
+        extra = {"labels": ids} if hasher.supervised else {}
         try:
-            fitted[name] = hasher.fit(embeddings, verbose=verbose)
+            fitted[name] = hasher.fit(embeddings, verbose=verbose, **extra)
         except HasherFitError as error:
             skipped[name] = str(error)
             continue
@@ -111,11 +143,15 @@ def compress_run(
         "bits": bits,
         "split": split,
         "images": int(len(embeddings)),
+        "images_with_ids": int(np.sum(ids >= 0)),
         "embedding_size": int(embeddings.shape[1]),
         "hashers": list(fitted),
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
         "skipped": skipped,
         "corrupt_images": log.summary(),
+        "validation": validation_report(
+            spec, model, fitted, validation_split, batch_size
+        ),
     }
     with atomic_directory(run_dir / HASHES) as partial:
         for hasher in fitted.values():
@@ -124,56 +160,118 @@ def compress_run(
     return summary
 
 
-def load_hashers(run_dir):
-    """The run's fitted hashers, `name -> Hasher` (see `Hasher.codes`).
+def product_ids(spec, labels, rows):
+    """One product id per embedded image, from the spec's id heads.
 
-    Every registered hasher whose file is in `RUN_DIR/hashes/` is loaded,
-    in registration order (runs compressed before the registry, with
-    `catalyzer.keras`, `lsh.npz`, `itq.npz`, load the same way).
+    The id of a row is its label in the first id head (`HeadType.
+    identity`: ArcFace, pairwise; in spec order) that labels it, offset
+    so that ids of different heads never collide; -1 when no id head
+    labels it. A supervised hasher (`Hasher.supervised`, the Catalyzer)
+    learns from them which photos show the same product.
 
     Args:
-        run_dir: a run directory.
+        spec: the run's resolved spec.
+        labels: `predict`'s labels, `head name -> [rows]` (-1: none).
+        rows: the number of embedded images.
 
     Returns:
-        e.g. `{"catalyzer": ..., "lsh": ..., "itq": ...}` (no `itq` when
-        the embedding is narrower than the hash), or `{}` when the run was
-        not compressed (no `hashes/`).
+        int64 `[rows]`.
+
+    Example (not run: needs a spec with id heads):
+
+    >>> product_ids(spec, {"product": np.array([3, -1])}, 2)  # doctest: +SKIP
+    array([ 3, -1])
     """
-    folder = Path(run_dir) / HASHES
-    if not folder.is_dir():
-        return {}
+    ids = np.full(rows, -1, np.int64)
+    offset = 0
+    for head in spec.heads:
+        if not head.kind.identity or head.name not in labels:
+            continue
+        column = np.asarray(labels[head.name])
+        if column.ndim != 1 or len(column) != rows:
+            continue
+        column = column.astype(np.int64)
+        free = (ids < 0) & (column >= 0)
+        ids[free] = offset + column[free]
+        offset += int(column.max()) + 1 if len(column) else 0
+    return ids
+
+
+def validation_report(
+    spec, model, hashers, split=VALIDATION_SPLIT, batch_size=64
+):
+    """Retrieval on a held-out split with each hasher, and the best one.
+
+    Embeds `split` and measures, for every id head, photo -> photo (and
+    photo -> catalogue where the dataset has one) Recall@K and mAP@R with
+    the float embedding and with each hasher's codes
+    (`grok_tf.evaluation.evaluate.retrieval_report`, what `grok-tf
+    evaluate` reports). A hasher's score is the mean of its `map@r` over
+    every search of every id head (`hasher_scores`).
+
+    Args:
+        spec: the run's resolved spec.
+        model: the run's inference model.
+        hashers: fitted `name -> Hasher`.
+        split: the split name; None: nothing is measured.
+        batch_size: images per forward pass.
+
+    Returns:
+        `{"split", "retrieval", "scores", "best"}`, or None when `split` is
+        None, no dataset has it, no hasher is given or the spec has no id
+        head (no retrieval to measure).
+    """
+    from grok_tf.evaluation.evaluate import retrieval_report
+
+    if split is None or not hashers or split not in spec.split_names():
+        return None
+    outputs, labels, _, _ = predict_split(spec, model, split, batch_size)
+    report = retrieval_report(spec, model, outputs, labels, batch_size, hashers)
+    scores = hasher_scores(report, list(hashers))
+    if not scores:
+        return None
     return {
-        name: hasher_class(name).load(folder)
-        for name in hasher_names()
-        if hasher_class(name).path(folder).exists()
+        "split": split,
+        "retrieval": report,
+        "scores": scores,
+        "best": best_of(scores),
     }
 
 
-def load_hasher(run_dir, name=DEFAULT_HASHER) -> Hasher:
-    """One fitted hasher of the run, by name (the Catalyzer by default).
+def hasher_scores(retrieval, names):
+    """Each hasher's mean `map@r` over the searches of a retrieval report.
 
-    Raises:
-        ValueError: no hasher is registered under `name`.
-        FileNotFoundError: the run has not been compressed, or the hasher
-            was not fitted (the message gives `compress`'s reason when it
-            skipped it).
+    Args:
+        retrieval: a `retrieval_report` (`{head: {search: {representation:
+            metrics}}}`; heads with `same_as` are skipped).
+        names: the hashers to score, in order.
+
+    Returns:
+        `name -> mean map@r` (rounded to 6 decimals) over every search
+        (photo -> photo, photo -> catalogue) of every id head with a value
+        for it; `{}` when there is no search.
+
+    Example:
+
+    >>> report = {"product": {
+    ...     "photo_to_photo": {"itq": {"map@r": 0.5}, "lsh": {"map@r": 0.3}},
+    ...     "photo_to_catalogue": {"itq": {"map@r": 0.7},
+    ...                            "lsh": {"map@r": 0.9}},
+    ...     "bytes_per_item": {}}}
+    >>> hasher_scores(report, ["itq", "lsh"])
+    {'itq': 0.6, 'lsh': 0.6}
     """
-    cls = hasher_class(name)
-    folder = Path(run_dir) / HASHES
-    path = cls.path(folder)
-    if path.exists():
-        return cls.load(folder)
-    summary = folder / SUMMARY
-    skipped = (
-        json.loads(summary.read_text()).get("skipped", {})
-        if summary.exists()
-        else {}
-    )
-    if name in skipped:
-        raise FileNotFoundError(
-            f"{path} not found: `grok-tf compress` skipped the {name} "
-            f"hasher ({skipped[name]})"
-        )
-    raise FileNotFoundError(
-        f"{path} not found: run `grok-tf compress --run {run_dir}` first"
-    )
+    values = {name: [] for name in names}
+    for entry in retrieval.values():
+        for search, results in entry.items():
+            if search in ("same_as", "bytes_per_item"):
+                continue
+            for name in names:
+                value = results.get(name, {}).get(BEST_MEASURE)
+                if value is not None:
+                    values[name].append(value)
+    return {
+        name: round(float(np.mean(found)), 6)
+        for name, found in values.items()
+        if found
+    }

@@ -7,6 +7,8 @@ need no index.
 
 import numpy as np
 
+from grok_tf.compression.blas import single_threaded_blas
+
 # Rows of queries per block in `nearest_neighbors` (bounds its memory).
 _KNN_BLOCK = 1024
 
@@ -41,7 +43,8 @@ def nearest_neighbors(queries, database, k, exclude_self=False):
     blocks = []
     for start in range(0, len(queries), _KNN_BLOCK):
         block = queries[start : start + _KNN_BLOCK]
-        distances = squared_norms - 2.0 * (block @ database.T)
+        with single_threaded_blas():  # see `grok_tf.compression.blas`
+            distances = squared_norms - 2.0 * (block @ database.T)
         if exclude_self:
             rows = np.arange(len(block))
             distances[rows, start + rows] = np.inf

@@ -128,7 +128,7 @@ def evaluate_run(run_dir, split="val", batch_size=64, verbose=0, figures=None):
     >>> report["heads"]["category"]["value"]  # doctest: +SKIP
     0.93
     """
-    from grok_tf.compression.compress import load_hashers
+    from grok_tf.compression.stored import load_hashers
 
     if figures is not None:  # before the long part
         figures = figures_folder(figures)

@@ -122,7 +122,7 @@ class ProductHasher:
     """
 
     def __init__(self, run_dir, hasher="catalyzer", batch_size=64):
-        from grok_tf.compression.compress import load_hasher
+        from grok_tf.compression.stored import load_hasher
         from grok_tf.run_dir import load_run
 
         self.run_dir = Path(run_dir)

@@ -225,7 +225,7 @@ def export_run(run_dir, model_dir, top_k=5, name=None, hasher="catalyzer"):
     import keras
 
     from grok_tf.calibration.calibrate import load_calibration
-    from grok_tf.compression.compress import load_hasher
+    from grok_tf.compression.stored import load_hasher
     from grok_tf.io.atomic_files import write_atomically
     from grok_tf.io.atomic_files import write_next_version
     from grok_tf.run_dir import load_run

@@ -5,19 +5,23 @@ import tensorflow as tf
 
 from grok_tf.compression.binary_codes import hamming_distances
 from grok_tf.compression.hashers.catalyzer import Catalyzer
+from grok_tf.compression.hashers.catalyzer import CatalyzerHasher
 from grok_tf.compression.hashers.catalyzer import CatalyzerLoss
 from grok_tf.compression.hashers.catalyzer import build_catalyzer
 from grok_tf.compression.hashers.catalyzer import build_catalyzer_trainer
 from grok_tf.compression.hashers.catalyzer import catalyzer_codes
 from grok_tf.compression.hashers.catalyzer import default_negative_rank
+from grok_tf.compression.hashers.catalyzer import itq_start
 from grok_tf.compression.hashers.catalyzer import koleo_loss
 from grok_tf.compression.hashers.catalyzer import koleo_terms
 from grok_tf.compression.hashers.catalyzer import mine_negatives
+from grok_tf.compression.hashers.catalyzer import sample_positives
 from grok_tf.compression.hashers.catalyzer import train_catalyzer
 from grok_tf.compression.hashers.catalyzer import triplet_rank_loss
 from grok_tf.compression.hashers.itq import ITQHasher
 from grok_tf.compression.hashers.lsh import LSHHasher
 from grok_tf.compression.neighbors import nearest_neighbors
+from grok_tf.evaluation.retrieval_metrics import retrieval_metrics
 from grok_tf.model.losses.pairwise_double_margin import PerExampleLoss
 from tests.harness import check_config_round_trip
 from tests.harness import check_fit_save_and_replicas
@@ -298,3 +302,158 @@ def test_batch_norm_moving_statistics_follow_the_batches():
     norm, dense = layer.norm_layers[0], layer.dense_layers[0]
     batch_variance = np.var(np.asarray(dense(x)), axis=0)
     np.testing.assert_allclose(norm.moving_variance, batch_variance, rtol=0.05)
+
+
+def test_itq_start_gives_exactly_the_itq_codes():
+    """A linear Catalyzer at `itq_start`: sign(W x + b) is ITQ's code."""
+    x = np.random.default_rng(14).normal(size=(200, 24)).astype("float32")
+    start = itq_start(x, 16, seed=2)
+    itq = ITQHasher(16, seed=2).fit(x)
+    projected = (x.astype(np.float64) - itq.mean) @ itq.projection
+    scale = np.sqrt(np.mean(projected**2))
+    np.testing.assert_allclose(start[0], itq.projection / scale, rtol=1e-5)
+    model = build_catalyzer(24, bits=16, hidden_layers=0, seed=0)
+    model.get_layer("mlp").output_layer.set_weights(start)
+    np.testing.assert_array_equal(catalyzer_codes(model, x), itq.codes(x))
+    # Unit scale: the pre-normalisation outputs have RMS 1.
+    rms = np.sqrt(np.mean((x @ start[0] + start[1]) ** 2))
+    assert rms == pytest.approx(1.0, rel=1e-4)
+    assert itq_start(x, 32) is None  # bits > d: ITQ cannot fit
+    assert itq_start(x[:10], 16) is None  # fewer rows than bits
+
+
+def test_itq_started_training_moves_gently_from_itq():
+    x, _ = clustered_sheets()
+    itq = ITQHasher(16, seed=0).fit(x).codes(x)
+    kwargs = {"bits": 16, "batch_size": 100, "verbose": 0, "hidden_layers": 0}
+    model = train_catalyzer(
+        x, epochs=1, init="itq", learning_rate=1e-4, **kwargs
+    )
+    assert model.get_layer("mlp").dense_layers == []  # linear
+    kernel = model.get_layer("mlp").output_layer.get_weights()[0]
+    assert not np.allclose(kernel, itq_start(x, 16)[0])  # trained
+    bits = np.unpackbits(catalyzer_codes(model, x) ^ itq).mean()
+    assert bits < 0.02  # but still (almost) ITQ's codes
+    scratch = train_catalyzer(x, epochs=1, init="random", **kwargs)
+    assert np.unpackbits(catalyzer_codes(scratch, x) ^ itq).mean() > 0.3
+    with pytest.raises(ValueError, match="hidden_layers must be 0, got 2"):
+        train_catalyzer(x, bits=16, init="itq")
+    with pytest.raises(ValueError, match="init must be one of"):
+        train_catalyzer(x, bits=16, init="pca")
+
+
+def test_catalyzer_hasher_defaults_are_the_linear_itq_start():
+    hasher = CatalyzerHasher()
+    assert (hasher.hidden_layers, hasher.init) == (0, "itq")
+    assert (hasher.epochs, hasher.learning_rate) == (3, 1e-3)
+    assert hasher.training["lambda_koleo"] == 0.02
+    assert hasher.label_share is None and hasher.supervised
+    assert CatalyzerHasher(learning_rate=0.5).learning_rate == 0.5
+    with pytest.raises(ValueError, match="init must be one of"):
+        CatalyzerHasher(init="pca")
+    x, labels = clustered_sheets()
+    fitted = CatalyzerHasher(bits=16, epochs=1).fit(x)
+    assert fitted.model.get_layer("mlp").hidden_layers == 0
+    # label_share None: the ids are ignored, the same model as without.
+    ignored = CatalyzerHasher(bits=16, epochs=1).fit(x, labels=labels)
+    np.testing.assert_array_equal(ignored.codes(x), fitted.codes(x))
+
+
+def numpy_negatives(outputs, neighbours, k_neg, labels):
+    """The k_neg-th nearest other row that is no neighbour and no same id."""
+    out = []
+    for i, row in enumerate(outputs):
+        order = np.argsort(np.sum((outputs - row) ** 2, axis=1), kind="stable")
+        kept = [
+            j
+            for j in order
+            if j != i
+            and j not in neighbours[i]
+            and not (labels[i] >= 0 and labels[j] == labels[i])
+        ]
+        out.append(kept[k_neg - 1])
+    return np.array(out)
+
+
+def test_labelled_negatives_and_positives_match_numpy():
+    rng = np.random.default_rng(3)
+    outputs = rng.normal(size=(60, 5)).astype("float32")
+    labels = rng.integers(-1, 6, size=60)
+    neighbours = nearest_neighbors(outputs, outputs, 3, exclude_self=True)
+    for k_neg in (1, 4):
+        np.testing.assert_array_equal(
+            mine_negatives(outputs, neighbours, k_neg, labels),
+            numpy_negatives(outputs, neighbours, k_neg, labels),
+        )
+    # No ids: the paper's mining, unchanged.
+    np.testing.assert_array_equal(
+        mine_negatives(outputs, neighbours, 2, np.full(60, -1)),
+        mine_negatives(outputs, neighbours, 2),
+    )
+    counts = np.bincount(labels[labels >= 0])
+    for share in (1.0, 0.0):
+        positives = sample_positives(neighbours, rng, labels, share)
+        rows = np.arange(60)
+        has_partner = (labels >= 0) & (counts[np.maximum(labels, 0)] > 1)
+        assert not np.any(positives == rows)
+        same = labels[positives] == labels
+        from_neighbours = (positives[:, None] == neighbours).any(1)
+        if share == 1.0:  # every row with a partner draws a same-id row
+            assert same[has_partner].all()
+        else:
+            assert from_neighbours.all()
+        assert from_neighbours[~has_partner].all()
+    # Half the rows with a partner draw one at share 0.5 (200 rounds).
+    draws = np.mean(
+        [
+            (sample_positives(neighbours, rng, labels, 0.5) != neighbours.T)
+            .all(0)[has_partner]
+            .mean()
+            for _ in range(200)
+        ]
+    )
+    assert 0.35 < draws < 0.55  # same-id partners can also be neighbours
+
+
+def nuisance_products(seed, products=12, per_product=30, width=24):
+    """Products told apart by 4 dimensions, under 20 dimensions of noise.
+
+    Input-space neighbours are mostly other products (the noise is 4x the
+    spacing of the product centres); a linear map that drops the noise
+    dimensions finds them.
+    """
+    rng = np.random.default_rng(seed)
+    centres = np.zeros((products, width))
+    centres[:, :4] = rng.normal(size=(products, 4))
+    labels = np.repeat(np.arange(products), per_product)
+    x = centres[labels] + 0.1 * rng.normal(size=(len(labels), width))
+    x[:, 4:] += 1.5 * rng.normal(size=(len(labels), width - 4))
+    return x.astype("float32"), labels
+
+
+def test_supervised_positives_beat_input_neighbours_on_labelled_data():
+    """Same-id positives teach the map to drop the noise dimensions; input
+    neighbours (mostly other products) cannot: held-out products (another
+    seed) are then retrieved far better."""
+    x, labels = nuisance_products(0)
+    held_out, held_out_labels = nuisance_products(1)
+    recall = {}
+    for share in (None, 1.0):
+        hasher = CatalyzerHasher(
+            bits=16,
+            epochs=8,
+            batch_size=120,
+            init="random",
+            learning_rate=1e-2,
+            label_share=share,
+        ).fit(x, labels=labels)
+        codes = hasher.codes(held_out)
+        recall[share] = retrieval_metrics(
+            codes,
+            held_out_labels,
+            codes,
+            held_out_labels,
+            metric="hamming",
+            exclude_self=True,
+        )["recall@1"]
+    assert recall[1.0] > recall[None] + 0.15, recall

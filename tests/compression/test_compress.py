@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from grok_tf.compression.compress import best_hasher
 from grok_tf.compression.compress import compress_run
 from grok_tf.compression.compress import load_hasher
 from grok_tf.compression.compress import load_hashers
@@ -196,3 +197,66 @@ def test_any_hasher_with_a_graph_can_be_served(run, tmp_path):
     )
     expected = np.load(run.parent / "expected.npz")
     assert not np.array_equal(served["hash"], expected["served_hash"])
+
+
+def test_compress_measures_val_per_hasher_and_best_hasher_picks(run):
+    summary = compress_run(run, bits=8, hashers=["lsh", "itq"], verbose=0)
+    validation = summary["validation"]
+    assert validation["split"] == "val"
+    # The val retrieval is evaluate's; a score is the mean map@r over its
+    # searches (here photo -> photo of the one id head).
+    report = evaluate_run(run)["retrieval"]
+    assert validation["retrieval"] == report
+    searches = [
+        results
+        for entry in report.values()
+        if "same_as" not in entry
+        for search, results in entry.items()
+        if search != "bytes_per_item"
+    ]
+    for name in ("lsh", "itq"):
+        mean = np.mean([results[name]["map@r"] for results in searches])
+        assert validation["scores"][name] == pytest.approx(mean, abs=1e-6)
+    scores = validation["scores"]
+    want = "itq" if scores["itq"] > scores["lsh"] else "lsh"
+    assert validation["best"] == best_hasher(run) == want
+
+    # The rule, on a hand-written summary: the highest score, ties to the
+    # first registered; no score recorded: the Catalyzer, else the first.
+    path = run / "hashes/compression.json"
+    for scores, best in (
+        ({"lsh": 0.4, "itq": 0.5}, "itq"),
+        ({"lsh": 0.5, "itq": 0.5}, "lsh"),
+        ({"lsh": 0.6, "itq": 0.5}, "lsh"),
+        (None, "lsh"),
+    ):
+        written = dict(summary)
+        written["validation"] = scores and {"scores": scores}
+        path.write_text(json.dumps(written))
+        assert best_hasher(run) == best
+        assert load_hasher(run, "best").name == best
+
+    no_val = compress_run(
+        run, bits=8, hashers=["lsh"], verbose=0, validation_split=None
+    )
+    assert no_val["validation"] is None
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match="compress --run"):
+        best_hasher(run)
+
+
+def test_the_default_catalyzer_starts_at_itq_and_stays_near_it(run):
+    """`compress_run` defaults: a linear Catalyzer from ITQ, 2 epochs."""
+    options = {"catalyzer": {"k_pos": 2, "k_neg": 3}}
+    summary = compress_run(run, bits=8, verbose=0, options=options)
+    assert summary["hashers"] == hasher_names()
+    hashers = load_hashers(run)
+    layer = hashers["catalyzer"].model.get_layer("mlp")
+    assert layer.hidden_layers == 0
+    spec, model = load_run(run)
+    outputs, _, _, _ = predict_split(spec, model, "val")
+    x = outputs["embedding"]
+    differ = np.unpackbits(
+        hashers["catalyzer"].codes(x) ^ hashers["itq"].codes(x)
+    ).mean()
+    assert differ < 0.1  # 1e-4 steps from ITQ's codes

@@ -69,6 +69,9 @@ class Hasher(abc.ABC):
 
     name: ClassVar[str] = ""
     file_name: ClassVar[str] = ""
+    # A supervised hasher's `fit` also takes `labels=`: int `[N]` product
+    # ids of the embeddings (-1: none), which `compress_run` passes.
+    supervised: ClassVar[bool] = False
 
     def __init__(self, bits: int = 256, seed: int = 0) -> None:
         code_bytes(bits)  # validates bits

@@ -29,8 +29,9 @@ trained from scratch on so few points, does not keep the input geometry
 worse. Started at ITQ's projection through a linear skip path (tried, not
 kept), it fits the training neighbours better while val recall falls
 (0.83 to 0.74 in 10 epochs): too few points to learn a map that
-generalises. Prefer the `itq` hasher on small training sets; the
-Catalyzer is the paper's method for large ones.
+generalises. Hence the hasher's default is a linear Catalyzer
+started at ITQ (`CatalyzerHasher`, `itq_start`); `hidden_layers=2,
+init="random"` is the paper's network, for large training sets.
 
 Reference:
     Sablayrolles, Douze, Schmid, Jégou, "Spreading vectors for similarity
@@ -50,7 +51,9 @@ from grok_tf.compression.hashers.catalyzer.training import (
     build_catalyzer_trainer,
 )
 from grok_tf.compression.hashers.catalyzer.training import default_negative_rank
+from grok_tf.compression.hashers.catalyzer.training import itq_start
 from grok_tf.compression.hashers.catalyzer.training import mine_negatives
+from grok_tf.compression.hashers.catalyzer.training import sample_positives
 from grok_tf.compression.hashers.catalyzer.training import train_catalyzer
 
 __all__ = [
@@ -61,9 +64,11 @@ __all__ = [
     "build_catalyzer_trainer",
     "catalyzer_codes",
     "default_negative_rank",
+    "itq_start",
     "koleo_loss",
     "koleo_terms",
     "mine_negatives",
+    "sample_positives",
     "train_catalyzer",
     "triplet_rank_loss",
 ]

@@ -163,6 +163,7 @@ def build_catalyzer(
     synchronized=False,
     seed=None,
     bn_momentum=DEFAULT_BN_MOMENTUM,
+    hidden_layers=2,
 ):
     """The Catalyzer as a model: `[N, input_dim]` -> unit `[N, bits]`.
 
@@ -170,6 +171,8 @@ def build_catalyzer(
         input_dim: the embedding width d.
         bits: the output width (code length). Defaults to 256.
         hidden: the hidden width. Defaults to 1024.
+        hidden_layers: hidden layers (2 in the paper; 0: the linear
+            Catalyzer `normalize(W x + b)`). Defaults to 2.
         synchronized: BatchNorm over the global batch under a strategy.
         seed: seed of the initial weights (None: unseeded).
         bn_momentum: BatchNorm's moving-average momentum. Defaults to 0.9.
@@ -186,6 +189,7 @@ def build_catalyzer(
     outputs = Catalyzer(
         bits,
         hidden,
+        hidden_layers=hidden_layers,
         synchronized=synchronized,
         seed=seed,
         bn_momentum=bn_momentum,

@@ -1,0 +1,136 @@
+"""Hash retrieval quality: float vs Catalyzer vs ITQ vs LSH on val.
+
+    GROK_DATA=/work/shared/datasets python benchmarks/hash_quality.py \\
+        --run RUN [--run RUN2 ...] [--reuse] [--json hash_quality.json]
+
+For each trained run: `grok_tf.compression.compress_run` with the
+package's defaults (every registered hasher, 256 bits, fitted on the train
+split), which also measures retrieval on the val split with every hasher
+(`validation_report`, the numbers `grok-tf evaluate --split val` reports);
+then one table per id head and search (photo -> photo, and photo ->
+catalogue where the dataset has one): Recall@1/5/10 and mAP@R of the float
+embedding and of each hasher's codes, the Catalyzer minus ITQ, and the
+hasher `best_hasher` picks. Compress seconds are the wall time of the whole
+`compress_run` (embedding the train split, fitting, measuring val) and of
+each hasher's fit. `--reuse` takes a run's existing `hashes/` when it has
+a val measure instead of compressing again (seconds then as recorded).
+
+Example output (grocery, photo -> photo, abridged):
+
+    representation  recall@1  recall@5  recall@10  map@r
+    float             0.8986    0.9628     0.9797  0.7328
+    catalyzer         ...
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from grok_tf.compression.compress import SUMMARY
+from grok_tf.compression.compress import best_hasher
+from grok_tf.compression.compress import compress_run
+from grok_tf.io.atomic_files import write_json
+from grok_tf.run_dir import HASHES
+
+MEASURES = ("recall@1", "recall@5", "recall@10", "map@r")
+ROWS = ("float", "catalyzer", "itq", "lsh")
+
+
+def compressed(run, reuse):
+    """The run's compression summary (compressing it unless `reuse`) and the
+    wall seconds of `compress_run` (None when reused)."""
+    path = Path(run) / HASHES / SUMMARY
+    if reuse and path.exists():
+        summary = json.loads(path.read_text())
+        if summary.get("validation"):
+            return summary, None
+    start = time.perf_counter()
+    summary = compress_run(run, verbose=0)
+    return summary, round(time.perf_counter() - start, 1)
+
+
+def tables(run, summary):
+    """`{head: {search: {row: {measure: value}}}}` with a `catalyzer - itq`
+    row, from the summary's val retrieval."""
+    out = {}
+    for head, entry in summary["validation"]["retrieval"].items():
+        if "same_as" in entry:
+            continue
+        for search, results in entry.items():
+            if search == "bytes_per_item":
+                continue
+            rows = {
+                row: {m: results[row][m] for m in MEASURES}
+                for row in ROWS
+                if row in results
+            }
+            if "catalyzer" in rows and "itq" in rows:
+                rows["catalyzer - itq"] = {
+                    m: rows["catalyzer"][m] - rows["itq"][m] for m in MEASURES
+                }
+            out.setdefault(head, {})[search] = rows
+    return out
+
+
+def print_run(run, summary, seconds, table):
+    print(
+        f"\n== {run}  (val: {summary['validation']['split']}, train "
+        f"embeddings: {summary['images']}, {summary['bits']} bits)"
+    )
+    wall = "reused" if seconds is None else f"{seconds} s"
+    fits = ", ".join(f"{k} {v} s" for k, v in summary["seconds"].items())
+    print(f"compress: {wall} in all; fits: {fits}")
+    for head, searches in table.items():
+        for search, rows in searches.items():
+            print(f"\n{head} / {search}")
+            print(
+                f"{'representation':<16}"
+                + "".join(f"{m:>11}" for m in MEASURES)
+            )
+            for row, values in rows.items():
+                sign = "+" if row == "catalyzer - itq" else ""
+                cells = "".join(f"{values[m]:>{sign}11.4f}" for m in MEASURES)
+                print(f"{row:<16}{cells}")
+    print(
+        f"\nbest_hasher: {best_hasher(run)} (scores: "
+        f"{summary['validation']['scores']})"
+    )
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--run",
+        action="append",
+        required=True,
+        help="trained run directory (repeatable)",
+    )
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="keep a run's hashes when they have a val measure",
+    )
+    parser.add_argument("--json", help="also write the results here")
+    args = parser.parse_args()
+    results = {}
+    for run in args.run:
+        summary, seconds = compressed(run, args.reuse)
+        if not summary.get("validation"):
+            raise SystemExit(f"{run}: no val split with an id head to measure")
+        table = tables(run, summary)
+        print_run(run, summary, seconds, table)
+        results[run] = {
+            "compress_seconds": seconds,
+            "fit_seconds": summary["seconds"],
+            "train_embeddings": summary["images"],
+            "best_hasher": best_hasher(run),
+            "scores": summary["validation"]["scores"],
+            "val": table,
+        }
+    if args.json:
+        write_json(args.json, results)
+
+
+if __name__ == "__main__":
+    main()
