@@ -31,7 +31,7 @@ def test_defaults_follow_the_catalogue_size():
     assert default_settings(10**6) == {
         "kind": "ivf",
         "nlist": 1024,
-        "nprobe": 16,
+        "nprobe": 128,
     }
     assert default_settings(10**7)["nlist"] == 4096
     # Small catalogues keep at least 39 codes a list.
