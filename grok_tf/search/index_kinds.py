@@ -111,7 +111,9 @@ class InvertedFile(IndexKind):
 
     name = "ivf"
     faiss_type = faiss.IndexBinaryIVF
-    mmap_flags = faiss.IO_FLAG_MMAP
+    # Maps the lists as arrays. IO_FLAG_MMAP's on-disk lists searched 2.3x
+    # slower (1M codes, nprobe 128: 2,900 vs 6,500 q/s in memory or so).
+    mmap_flags = faiss.IO_FLAG_MMAP_IFC
     build_settings = ("nlist",)
     search_settings = ("nprobe",)
 
