@@ -96,6 +96,13 @@ def _parser():
         default=None,
         help="Catalyzer epochs (its default, 3)",
     )
+    compress.add_argument(
+        "--views",
+        type=_non_negative,
+        default=None,
+        help="random training views of each image the Catalyzer also "
+        "learns from (compress's default, see `compress_run`)",
+    )
 
     index = commands.add_parser(
         "index", help="hash a list or folder of images into a search index"
@@ -298,11 +305,15 @@ def _add_search_settings(parser):
     )
 
 
-def _positive(text):
+def _positive(text, least=1):
     value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    if value < least:
+        raise argparse.ArgumentTypeError(f"must be >= {least}, got {value}")
     return value
+
+
+def _non_negative(text):
+    return _positive(text, least=0)
 
 
 def main(argv=None):
@@ -375,6 +386,7 @@ def _run(args):
             split=args.split,
             epochs=args.epochs,
             verbose=int(sys.stderr.isatty()),
+            views=args.views,
         )
         print(json.dumps(summary, indent=2, sort_keys=True))
     elif args.command == "index":

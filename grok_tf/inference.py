@@ -67,8 +67,11 @@ def collect(model, batches, keys=None, total=None, verbose=0):
     return tuple(_concatenate(store) for store in parts)
 
 
-def predict(spec, model, splits, batch_size=64, verbose=0):
+def predict(spec, model, splits, batch_size=64, verbose=0, augment=False):
     """Runs `model` over `Split`s of a spec, in order.
+
+    With `augment`, every image is a random training view of it
+    (`evaluation_batches(augment=True)`) instead of the evaluation crop.
 
     Returns:
         `(outputs, labels, weights, log)`: numpy dicts keyed by head (and
@@ -79,7 +82,7 @@ def predict(spec, model, splits, batch_size=64, verbose=0):
         SpecError: not one image of the splits could be read.
     """
     log = CorruptImageLog(EvalPreprocessor.for_spec(spec).decoder)
-    batches = evaluation_batches(spec, splits, log, batch_size=batch_size)
+    batches = evaluation_batches(spec, splits, log, batch_size, augment)
     total = sum(map(len, splits))
     collected = collect(model, batches, total=total, verbose=verbose)
     if collected is None:
@@ -92,10 +95,12 @@ def predict(spec, model, splits, batch_size=64, verbose=0):
     return (*collected, log)
 
 
-def predict_split(spec, model, split_name, batch_size=64, verbose=0):
+def predict_split(
+    spec, model, split_name, batch_size=64, verbose=0, augment=False
+):
     """`predict` over one split of every dataset that has it."""
     return predict(
-        spec, model, read_splits(spec, split_name), batch_size, verbose
+        spec, model, read_splits(spec, split_name), batch_size, verbose, augment
     )
 
 

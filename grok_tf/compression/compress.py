@@ -48,6 +48,8 @@ from grok_tf.run_dir import load_run
 VALIDATION_SPLIT = "val"
 # The retrieval measure `best_hasher` ranks the hashers by.
 BEST_MEASURE = "map@r"
+# Random training views of each image for the hashers that learn from them.
+DEFAULT_VIEWS = 0
 __all__ = [  # the readers live in `stored`; imported from here as before
     "DEFAULT_HASHER",
     "SUMMARY",
@@ -69,8 +71,15 @@ def compress_run(
     hashers=None,
     options=None,
     validation_split=VALIDATION_SPLIT,
+    views=None,
 ):
     """Fits the hashers of a finished run on its embeddings.
+
+    With `views=K`, the split is also embedded K more times as random
+    training views (crop, flip, colour: the spec's augmentation), and a
+    hasher that learns from views (`Hasher.learns_from_views`, the
+    Catalyzer) trains on all `(K + 1) N` embeddings, told which rows are
+    views of one photo (`groups`); the others fit the N plain ones.
 
     Args:
         run_dir: a run directory written by `grok_tf.training.fit.train`.
@@ -90,6 +99,8 @@ def compress_run(
         validation_split: the split whose retrieval is measured with every
             fitted hasher (see `validation_report`); None, or a split no
             dataset has: not measured. Defaults to "val".
+        views: random training views per image for the hashers that learn
+            from them; None: `DEFAULT_VIEWS`.
 
     Returns:
         The summary written to `hashes/compression.json`: bits, split,
@@ -116,6 +127,9 @@ def compress_run(
             f"options given for {', '.join(unused)}, not among the hashers "
             f"to fit ({', '.join(names)})"
         )
+    views = DEFAULT_VIEWS if views is None else int(views)
+    if views < 0:
+        raise ValueError(f"views must be >= 0, got {views}")
     arguments = {name: dict(options.get(name, {})) for name in names}
     if DEFAULT_HASHER in arguments and epochs is not None:
         arguments[DEFAULT_HASHER].setdefault("epochs", epochs)
@@ -129,12 +143,20 @@ def compress_run(
     )
     embeddings = outputs["embedding"]
     ids = product_ids(spec, labels, len(embeddings))
+    viewed = augmented_views(spec, model, split, views, batch_size, verbose)
     fitted, seconds, skipped = {}, {}, {}
     for name, hasher in unfitted.items():
         start = time.perf_counter()
-        extra = {"labels": ids} if hasher.supervised else {}
+        x, extra = embeddings, {}
+        if hasher.supervised:
+            extra["labels"] = ids
+        if views and hasher.learns_from_views:
+            x = np.concatenate([embeddings, *viewed])
+            extra["groups"] = np.tile(np.arange(len(embeddings)), views + 1)
+            if hasher.supervised:
+                extra["labels"] = np.tile(ids, views + 1)
         try:
-            fitted[name] = hasher.fit(embeddings, verbose=verbose, **extra)
+            fitted[name] = hasher.fit(x, verbose=verbose, **extra)
         except HasherFitError as error:
             skipped[name] = str(error)
             continue
@@ -144,6 +166,7 @@ def compress_run(
         "split": split,
         "images": int(len(embeddings)),
         "images_with_ids": int(np.sum(ids >= 0)),
+        "views": int(views),
         "embedding_size": int(embeddings.shape[1]),
         "hashers": list(fitted),
         "seconds": {k: round(v, 2) for k, v in seconds.items()},
@@ -158,6 +181,28 @@ def compress_run(
             hasher.save(partial)
         write_json(partial / SUMMARY, summary)
     return summary
+
+
+def augmented_views(spec, model, split, views, batch_size=64, verbose=0):
+    """`views` embeddings of every image of `split`, each a random
+    training view of it, as float32 `[N, d]` arrays row-aligned with the
+    plain embedding (the same images are skipped every time).
+
+    Raises:
+        ValueError: a pass kept a different number of images.
+    """
+    viewed = []
+    for _ in range(views):
+        outputs, _, _, _ = predict_split(
+            spec, model, split, batch_size, verbose, augment=True
+        )
+        viewed.append(outputs["embedding"])
+        if len(viewed[-1]) != len(viewed[0]):
+            raise ValueError(
+                f"augmented passes over {split} kept {len(viewed[0])} and "
+                f"{len(viewed[-1])} images"
+            )
+    return viewed
 
 
 def product_ids(spec, labels, rows):

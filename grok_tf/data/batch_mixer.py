@@ -185,7 +185,6 @@ def training_batches(spec, splits, log, input_context=None):
     """
     replicas = input_context.num_replicas_in_sync if input_context else 1
     shares = per_replica_images(spec, replicas)
-    size = spec.model.input_size
     training = spec.training
     streams = []
     for i, dataset in enumerate(spec.datasets):
@@ -208,14 +207,11 @@ def training_batches(spec, splits, log, input_context=None):
             buffer = min(len(split), training.shuffle_buffer)
             return ds.repeat().shuffle(buffer, seed=seed)
 
-        augmentation = dataclasses.replace(
-            training, **dataset.options.get("augmentation", {})
-        )
         ds = decoded_examples(
             spec,
             split,
             log,
-            lambda image, a=augmentation: augment_for_training(image, size, a),
+            _augmentation(spec, dataset),
             arrange,
             weighted=True,
         )
@@ -247,17 +243,22 @@ def distributed_training_batches(strategy, spec, splits, log, transform=None):
     return strategy.distribute_datasets_from_function(batches)
 
 
-def evaluation_batches(spec, splits, log, batch_size=64):
+def evaluation_batches(spec, splits, log, batch_size=64, augment=False):
     """One ordered pass over every given split, prepared for evaluation.
 
     Each image goes through the spec's `EvalPreprocessor`, the one the
-    serving signature uses: served outputs equal evaluated ones.
+    serving signature uses: served outputs equal evaluated ones. With
+    `augment`, each image is instead a random view of it, made as in
+    training (`augment_for_training` with its dataset's augmentation):
+    the same rows in the same order, e.g. extra views of the training
+    photos for the Catalyzer (`compress_run(views=...)`).
 
     Args:
         spec: a resolved `Spec`.
         splits: a list of `Split`s (one per dataset having the split).
         log: a `CorruptImageLog`.
         batch_size: images per batch.
+        augment: random training views instead of the evaluation crop.
 
     Returns:
         A finite `tf.data.Dataset` of `(images, labels, weights)`.
@@ -265,19 +266,29 @@ def evaluation_batches(spec, splits, log, batch_size=64):
     preprocessor = EvalPreprocessor.for_spec(spec)
     parts = []
     for split in splits:
+        if augment:
+            (dataset,) = (d for d in spec.datasets if d.name == split.dataset)
+            prepare = _augmentation(spec, dataset)
+            decoder = None  # the training decoder: the crop may be small
+        else:
+            prepare, decoder = preprocessor.resize, preprocessor.decoder
         parts.append(
-            decoded_examples(
-                spec,
-                split,
-                log,
-                preprocessor.resize,
-                decoder=preprocessor.decoder,
-            )
+            decoded_examples(spec, split, log, prepare, decoder=decoder)
         )
     ds = parts[0]
     for part in parts[1:]:
         ds = ds.concatenate(part)
     return ds.batch(batch_size).prefetch(AUTOTUNE)
+
+
+def _augmentation(spec, dataset):
+    """`fn(uint8 image) -> float32 view`: the spec's training augmentation
+    with the dataset's `augmentation:` overrides."""
+    augmentation = dataclasses.replace(
+        spec.training, **dataset.options.get("augmentation", {})
+    )
+    size = spec.model.input_size
+    return lambda image: augment_for_training(image, size, augmentation)
 
 
 def _aligned(labelled, streamed):

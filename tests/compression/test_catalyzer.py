@@ -359,6 +359,24 @@ def test_catalyzer_hasher_defaults_are_the_linear_itq_start():
     np.testing.assert_array_equal(ignored.codes(x), fitted.codes(x))
 
 
+def test_views_of_one_photo_are_positives_like_ids():
+    """`fit(groups=)` trains as ids with `label_share=view_share` would;
+    ids, when used, take precedence over the groups."""
+    x, labels = clustered_sheets()
+    by_ids = CatalyzerHasher(bits=16, epochs=1, label_share=0.7)
+    by_ids.fit(x, labels=labels)
+    by_views = CatalyzerHasher(bits=16, epochs=1, view_share=0.7)
+    by_views.fit(x, groups=labels)
+    np.testing.assert_array_equal(by_views.codes(x), by_ids.codes(x))
+    plain = CatalyzerHasher(bits=16, epochs=1).fit(x)
+    kernel, plain_kernel = by_views.weights()[0], plain.weights()[0]
+    assert not np.allclose(kernel, plain_kernel, atol=1e-6)
+    other = np.arange(len(x))
+    both = CatalyzerHasher(bits=16, epochs=1, label_share=0.7)
+    both.fit(x, labels=labels, groups=other)
+    np.testing.assert_array_equal(both.codes(x), by_ids.codes(x))
+
+
 def numpy_negatives(outputs, neighbours, k_neg, labels):
     """The k_neg-th nearest other row that is no neighbour and no same id."""
     out = []

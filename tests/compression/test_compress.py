@@ -260,3 +260,52 @@ def test_the_default_catalyzer_starts_at_itq_and_stays_near_it(run):
         hashers["catalyzer"].codes(x) ^ hashers["itq"].codes(x)
     ).mean()
     assert differ < 0.1  # 1e-4 steps from ITQ's codes
+
+
+class ViewsSpy(RotationHasher):
+    """A rotation that records what `compress_run` fits it on."""
+
+    name = "test_views_spy"
+    file_name = "test_views_spy.npz"
+    learns_from_views = True
+    fitted_on = []  # spy: (embeddings, groups) of every fit
+
+    def fit(self, embeddings, verbose=0, groups=None):
+        ViewsSpy.fitted_on.append((np.asarray(embeddings), groups))
+        return super().fit(embeddings, verbose)
+
+
+@pytest.fixture
+def views_spy():
+    register_hasher(ViewsSpy)
+    ViewsSpy.fitted_on.clear()
+    yield ViewsSpy
+    unregister_hasher(ViewsSpy.name)
+
+
+def test_views_feed_the_hashers_that_learn_from_them(
+    run, views_spy, monkeypatch
+):
+    summary = compress_run(
+        run, bits=8, verbose=0, hashers=[views_spy.name], views=2
+    )
+    spec, model = load_run(run)
+    plain = predict_split(spec, model, "train")[0]["embedding"]
+    n = len(plain)
+    assert summary["views"] == 2 and summary["images"] == n
+    ((x, groups),) = ViewsSpy.fitted_on
+    assert x.shape == (3 * n, plain.shape[1])
+    np.testing.assert_array_equal(groups, np.tile(np.arange(n), 3))
+    np.testing.assert_allclose(x[:n], plain, atol=1e-6)
+    # Each view is a new random crop / flip / colour of its photo.
+    for view in (x[n : 2 * n], x[2 * n :]):
+        assert np.abs(view - plain).max() > 1e-3
+    assert not np.allclose(x[n : 2 * n], x[2 * n :])
+    # A hasher that does not learn from views fits the plain rows only.
+    monkeypatch.setattr(ViewsSpy, "learns_from_views", False)
+    compress_run(run, bits=8, verbose=0, hashers=[views_spy.name], views=2)
+    x, groups = ViewsSpy.fitted_on[-1]
+    assert groups is None
+    np.testing.assert_allclose(x, plain, atol=1e-6)
+    with pytest.raises(ValueError, match="views must be >= 0"):
+        compress_run(run, hashers=["lsh"], views=-1)

@@ -72,6 +72,9 @@ class Hasher(abc.ABC):
     # A supervised hasher's `fit` also takes `labels=`: int `[N]` product
     # ids of the embeddings (-1: none), which `compress_run` passes.
     supervised: ClassVar[bool] = False
+    # A hasher that learns from views also takes `groups=`: int `[N]`, rows
+    # of one group are views of one photo (`compress_run(views=...)`).
+    learns_from_views: ClassVar[bool] = False
 
     def __init__(self, bits: int = 256, seed: int = 0) -> None:
         code_bytes(bits)  # validates bits

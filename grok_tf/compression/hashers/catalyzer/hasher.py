@@ -26,6 +26,8 @@ DEFAULT_INIT = "itq"
 DEFAULT_LEARNING_RATES = {"itq": 1e-3, "random": 1e-3}
 # KoLeo's weight: the paper's 0.05 spreads photos of one product apart.
 DEFAULT_LAMBDA_KOLEO = 0.02
+# The probability that a positive is another view of the anchor's photo.
+DEFAULT_VIEW_SHARE = 0.5
 
 
 @register_hasher
@@ -60,6 +62,13 @@ class CatalyzerHasher(Hasher):
     where the unsupervised triplets are 0.01 above). Hence `label_share`
     defaults to None (ids ignored); pass e.g. 0.5 to use them.
 
+    Views as supervision (`fit(groups=)`, which `compress_run(views=K)`
+    passes with K random training views of every photo beside it): a
+    positive is another view of the same photo with probability
+    `view_share`, and a negative is never one. It needs no label, and
+    teaches the hash what the trunk was trained to ignore (crop, flip,
+    colour). Product ids, when `label_share` is set, take precedence.
+
     Args:
         bits: the code length, a positive multiple of 8. Defaults to 256.
         seed: seed of the weights, positives and order. Defaults to 0.
@@ -75,6 +84,8 @@ class CatalyzerHasher(Hasher):
         learning_rate: Adam's; None: 1e-3.
         label_share: None: product ids are ignored; else the probability
             of a same-id positive (`train_catalyzer`'s `label_share`).
+        view_share: the probability of a same-photo positive when `fit`
+            is given `groups`. Defaults to 0.5.
         **training: other `train_catalyzer` arguments (`lambda_koleo`,
             default 0.02 here, `margin`, `k_pos`, `k_neg`).
 
@@ -90,6 +101,7 @@ class CatalyzerHasher(Hasher):
     name = "catalyzer"
     file_name = "catalyzer.keras"
     supervised = True
+    learns_from_views = True
 
     def __init__(
         self,
@@ -103,6 +115,7 @@ class CatalyzerHasher(Hasher):
         init: str = DEFAULT_INIT,
         learning_rate: float | None = None,
         label_share: float | None = None,
+        view_share: float = DEFAULT_VIEW_SHARE,
         **training: Any,
     ) -> None:
         if model is not None:
@@ -124,6 +137,7 @@ class CatalyzerHasher(Hasher):
             else float(learning_rate)
         )
         self.label_share = None if label_share is None else float(label_share)
+        self.view_share = float(view_share)
         training.setdefault("lambda_koleo", DEFAULT_LAMBDA_KOLEO)
         self.training = training
         self.model = model
@@ -137,6 +151,7 @@ class CatalyzerHasher(Hasher):
         embeddings: ArrayLike,
         verbose: int = 0,
         labels: ArrayLike | None = None,
+        groups: ArrayLike | None = None,
     ) -> Self:
         """Trains the Catalyzer on `embeddings`; returns self.
 
@@ -145,11 +160,16 @@ class CatalyzerHasher(Hasher):
             verbose: Keras's `fit` verbosity.
             labels: optional int `[N]` product ids (-1: none), used only
                 when `label_share` is set (see the class docstring).
+            groups: optional int `[N]`: rows of one group are views of one
+                photo (see the class docstring); ignored when `labels` are
+                used.
         """
         rows = len(embeddings)
         supervision = {}
         if labels is not None and self.label_share is not None:
             supervision = {"labels": labels, "label_share": self.label_share}
+        elif groups is not None:
+            supervision = {"labels": groups, "label_share": self.view_share}
         self.model = train_catalyzer(
             embeddings,
             bits=self.bits,
