@@ -1,7 +1,8 @@
 """Hash retrieval quality: float vs Catalyzer vs ITQ vs LSH on val.
 
     GROK_DATA=/work/shared/datasets python benchmarks/hash_quality.py \\
-        --run RUN [--run RUN2 ...] [--reuse] [--json hash_quality.json]
+        --run RUN [--run RUN2 ...] [--views K] [--reuse]
+        [--json hash_quality.json]
 
 For each trained run: `grok_tf.compression.compress_run` with the
 package's defaults (every registered hasher, 256 bits, fitted on the train
@@ -12,8 +13,11 @@ catalogue where the dataset has one): Recall@1/5/10 and mAP@R of the float
 embedding and of each hasher's codes, the Catalyzer minus ITQ, and the
 hasher `best_hasher` picks. Compress seconds are the wall time of the whole
 `compress_run` (embedding the train split, fitting, measuring val) and of
-each hasher's fit. `--reuse` takes a run's existing `hashes/` when it has
-a val measure instead of compressing again (seconds then as recorded).
+each hasher's fit. `--views K` passes `compress_run(views=K)`: the
+Catalyzer also learns from K random training views of each photo (run it
+with 0 and with K to compare). `--reuse` takes a run's existing `hashes/`
+when it has a val measure made with those views instead of compressing
+again (seconds then as recorded).
 
 Example output (grocery, photo -> photo, abridged):
 
@@ -27,6 +31,7 @@ import json
 import time
 from pathlib import Path
 
+from grok_tf.compression.compress import DEFAULT_VIEWS
 from grok_tf.compression.compress import SUMMARY
 from grok_tf.compression.compress import best_hasher
 from grok_tf.compression.compress import compress_run
@@ -37,16 +42,17 @@ MEASURES = ("recall@1", "recall@5", "recall@10", "map@r")
 ROWS = ("float", "catalyzer", "itq", "lsh")
 
 
-def compressed(run, reuse):
+def compressed(run, reuse, views=None):
     """The run's compression summary (compressing it unless `reuse`) and the
     wall seconds of `compress_run` (None when reused)."""
     path = Path(run) / HASHES / SUMMARY
+    wanted = DEFAULT_VIEWS if views is None else views
     if reuse and path.exists():
         summary = json.loads(path.read_text())
-        if summary.get("validation"):
+        if summary.get("validation") and summary.get("views", 0) == wanted:
             return summary, None
     start = time.perf_counter()
-    summary = compress_run(run, verbose=0)
+    summary = compress_run(run, verbose=0, views=views)
     return summary, round(time.perf_counter() - start, 1)
 
 
@@ -76,7 +82,8 @@ def tables(run, summary):
 def print_run(run, summary, seconds, table):
     print(
         f"\n== {run}  (val: {summary['validation']['split']}, train "
-        f"embeddings: {summary['images']}, {summary['bits']} bits)"
+        f"embeddings: {summary['images']}, views: {summary.get('views', 0)}"
+        f", {summary['bits']} bits)"
     )
     wall = "reused" if seconds is None else f"{seconds} s"
     fits = ", ".join(f"{k} {v} s" for k, v in summary["seconds"].items())
@@ -111,11 +118,18 @@ def main():
         action="store_true",
         help="keep a run's hashes when they have a val measure",
     )
+    parser.add_argument(
+        "--views",
+        type=int,
+        default=None,
+        help="random training views per photo for the Catalyzer "
+        f"(compress's default: {DEFAULT_VIEWS})",
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     results = {}
     for run in args.run:
-        summary, seconds = compressed(run, args.reuse)
+        summary, seconds = compressed(run, args.reuse, args.views)
         if not summary.get("validation"):
             raise SystemExit(f"{run}: no val split with an id head to measure")
         table = tables(run, summary)
@@ -124,6 +138,7 @@ def main():
             "compress_seconds": seconds,
             "fit_seconds": summary["seconds"],
             "train_embeddings": summary["images"],
+            "views": summary.get("views", 0),
             "best_hasher": best_hasher(run),
             "scores": summary["validation"]["scores"],
             "val": table,

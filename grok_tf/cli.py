@@ -101,7 +101,7 @@ def _parser():
         type=_non_negative,
         default=None,
         help="random training views of each image the Catalyzer also "
-        "learns from (compress's default, see `compress_run`)",
+        "learns from (0)",
     )
 
     index = commands.add_parser(

@@ -5,6 +5,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 
 from tests.conftest import REPO
 from tests.helpers import grok_tf
@@ -134,3 +135,16 @@ def test_convert_weights_caches_the_converted_file(tmp_path):
     cached = cache / "weights/efficientnet_lite0-57934424.weights.h5"
     assert f"cached at {cached}" in done.stdout
     assert cached.stat().st_size > 15_000_000  # 4.65M float32 parameters
+
+
+def test_compress_views_argument(capsys):
+    from grok_tf.cli import _parser
+
+    parser = _parser()
+    assert parser.parse_args(["compress", "--run", "r"]).views is None
+    assert (
+        parser.parse_args(["compress", "--run", "r", "--views", "0"]).views == 0
+    )
+    with pytest.raises(SystemExit):
+        parser.parse_args(["compress", "--run", "r", "--views", "-1"])
+    assert "--views: must be >= 0, got -1" in capsys.readouterr().err

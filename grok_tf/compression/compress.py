@@ -18,6 +18,11 @@ written by their own `save` into `RUN_DIR/hashes/`, atomically, with
 `load_hashers` reads them back for `grok-tf evaluate`, which reports
 retrieval with each beside the float embedding.
 
+With `views=K` (`grok-tf compress --views K`), the training photos are
+also embedded K more times as random training views (crop, flip, colour),
+and the Catalyzer learns from those too: another view of the same photo is
+a positive, never a negative.
+
 When the spec has a validation split (`val` by default), `compress_run`
 also measures retrieval with every fitted hasher on it (the report of
 `grok_tf.evaluation.evaluate.retrieval_report`) and records it under
@@ -39,7 +44,10 @@ from grok_tf.compression.stored import best_hasher
 from grok_tf.compression.stored import best_of
 from grok_tf.compression.stored import load_hasher
 from grok_tf.compression.stored import load_hashers
+from grok_tf.inference import kept_refs
+from grok_tf.inference import predict
 from grok_tf.inference import predict_split
+from grok_tf.inference import read_splits
 from grok_tf.io.atomic_files import atomic_directory
 from grok_tf.io.atomic_files import write_json
 from grok_tf.run_dir import HASHES
@@ -100,12 +108,14 @@ def compress_run(
             fitted hasher (see `validation_report`); None, or a split no
             dataset has: not measured. Defaults to "val".
         views: random training views per image for the hashers that learn
-            from them; None: `DEFAULT_VIEWS`.
+            from them; None: `DEFAULT_VIEWS`. Not made when no hasher to
+            fit learns from them.
 
     Returns:
         The summary written to `hashes/compression.json`: bits, split,
-        images, the hashers written, seconds per hasher, skipped hashers
-        (name -> reason), skipped images, and `validation`: None, or
+        images, views (0 when no hasher learns from them), the hashers
+        written, seconds per hasher, skipped hashers (name -> reason),
+        skipped images, and `validation`: None, or
         `{"split", "retrieval" (the report), "scores" (hasher -> mean
         mAP@R), "best" (`best_hasher`'s choice)}`.
 
@@ -137,13 +147,17 @@ def compress_run(
         name: hasher_class(name)(bits=bits, seed=seed, **arguments[name])
         for name in names
     }
+    if not any(hasher.learns_from_views for hasher in unfitted.values()):
+        views = 0  # no hasher would use them
     spec, model = load_run(run_dir)
-    outputs, labels, _, log = predict_split(
-        spec, model, split, batch_size, verbose
-    )
+    splits = read_splits(spec, split)
+    outputs, labels, _, log = predict(spec, model, splits, batch_size, verbose)
     embeddings = outputs["embedding"]
     ids = product_ids(spec, labels, len(embeddings))
-    viewed = augmented_views(spec, model, split, views, batch_size, verbose)
+    refs = kept_refs(splits, log.summary()["files"])
+    viewed = augmented_views(
+        spec, model, splits, refs, views, batch_size, verbose
+    )
     fitted, seconds, skipped = {}, {}, {}
     for name, hasher in unfitted.items():
         start = time.perf_counter()
@@ -183,25 +197,32 @@ def compress_run(
     return summary
 
 
-def augmented_views(spec, model, split, views, batch_size=64, verbose=0):
-    """`views` embeddings of every image of `split`, each a random
-    training view of it, as float32 `[N, d]` arrays row-aligned with the
-    plain embedding (the same images are skipped every time).
+def augmented_views(spec, model, splits, refs, views, batch_size=64, verbose=0):
+    """`views` embeddings of the images of `splits`, each a random training
+    view of every image, as float32 `[N, d]` arrays row-aligned with the
+    plain pass that kept the images `refs`.
+
+    The views are drawn by TF's stateful random ops in parallel: they differ
+    from one call to the next, whatever the seeds.
 
     Raises:
-        ValueError: a pass kept a different number of images.
+        ValueError: a pass could not read an image the plain pass read (or
+            the reverse), named.
     """
     viewed = []
     for _ in range(views):
-        outputs, _, _, _ = predict_split(
-            spec, model, split, batch_size, verbose, augment=True
+        outputs, _, _, log = predict(
+            spec, model, splits, batch_size, verbose, augment=True
         )
-        viewed.append(outputs["embedding"])
-        if len(viewed[-1]) != len(viewed[0]):
+        kept = kept_refs(splits, log.summary()["files"])
+        if kept != refs:
+            lost = sorted(set(refs) ^ set(kept)) or refs
             raise ValueError(
-                f"augmented passes over {split} kept {len(viewed[0])} and "
-                f"{len(viewed[-1])} images"
+                f"{lost[0]}: read in one pass over the images and not in "
+                "another (changed on disk?); compress again without views "
+                "or fix the image"
             )
+        viewed.append(outputs["embedding"])
     return viewed
 
 

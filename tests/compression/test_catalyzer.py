@@ -375,6 +375,27 @@ def test_views_of_one_photo_are_positives_like_ids():
     both = CatalyzerHasher(bits=16, epochs=1, label_share=0.7)
     both.fit(x, labels=labels, groups=other)
     np.testing.assert_array_equal(both.codes(x), by_ids.codes(x))
+    with pytest.raises(ValueError, match="view_share must be in"):
+        CatalyzerHasher(view_share=1.5)
+
+
+def test_views_of_a_photo_without_id_share_an_id_of_their_own(monkeypatch):
+    from grok_tf.compression.hashers.catalyzer import hasher as module
+
+    seen = {}
+
+    def spy(embeddings, **kwargs):
+        seen.update(kwargs)
+        return "trained"
+
+    monkeypatch.setattr(module, "train_catalyzer", spy)
+    labels = np.array([4, -1, -1, 4, -1, -1])  # 3 photos, 2 passes
+    groups = np.array([0, 1, 2, 0, 1, 2])
+    CatalyzerHasher(label_share=0.5).fit(
+        np.zeros((6, 3)), labels=labels, groups=groups
+    )
+    np.testing.assert_array_equal(seen["labels"], [4, 6, 7, 4, 6, 7])
+    assert seen["label_share"] == 0.5
 
 
 def numpy_negatives(outputs, neighbours, k_neg, labels):

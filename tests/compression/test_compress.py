@@ -270,8 +270,8 @@ class ViewsSpy(RotationHasher):
     learns_from_views = True
     fitted_on = []  # spy: (embeddings, groups) of every fit
 
-    def fit(self, embeddings, verbose=0, groups=None):
-        ViewsSpy.fitted_on.append((np.asarray(embeddings), groups))
+    def fit(self, embeddings, verbose=0, groups=None, labels=None):
+        ViewsSpy.fitted_on.append((np.asarray(embeddings), groups, labels))
         return super().fit(embeddings, verbose)
 
 
@@ -293,7 +293,7 @@ def test_views_feed_the_hashers_that_learn_from_them(
     plain = predict_split(spec, model, "train")[0]["embedding"]
     n = len(plain)
     assert summary["views"] == 2 and summary["images"] == n
-    ((x, groups),) = ViewsSpy.fitted_on
+    ((x, groups, _),) = ViewsSpy.fitted_on
     assert x.shape == (3 * n, plain.shape[1])
     np.testing.assert_array_equal(groups, np.tile(np.arange(n), 3))
     np.testing.assert_allclose(x[:n], plain, atol=1e-6)
@@ -301,11 +301,44 @@ def test_views_feed_the_hashers_that_learn_from_them(
     for view in (x[n : 2 * n], x[2 * n :]):
         assert np.abs(view - plain).max() > 1e-3
     assert not np.allclose(x[n : 2 * n], x[2 * n :])
-    # A hasher that does not learn from views fits the plain rows only.
+    # A supervised one gets the product ids of every row.
+    monkeypatch.setattr(ViewsSpy, "supervised", True)
+    compress_run(run, bits=8, verbose=0, hashers=[views_spy.name], views=1)
+    _, groups, ids = ViewsSpy.fitted_on[-1]
+    assert (ids >= 0).sum() > 0 and len(ids) == 2 * n
+    np.testing.assert_array_equal(ids[n:], ids[:n])
+    # One that does not learn from views fits the plain rows only, and
+    # no views are made when no hasher would use them.
     monkeypatch.setattr(ViewsSpy, "learns_from_views", False)
-    compress_run(run, bits=8, verbose=0, hashers=[views_spy.name], views=2)
-    x, groups = ViewsSpy.fitted_on[-1]
-    assert groups is None
+    summary = compress_run(
+        run, bits=8, verbose=0, hashers=[views_spy.name], views=2
+    )
+    x, groups, _ = ViewsSpy.fitted_on[-1]
+    assert groups is None and summary["views"] == 0
     np.testing.assert_allclose(x, plain, atol=1e-6)
     with pytest.raises(ValueError, match="views must be >= 0"):
         compress_run(run, hashers=["lsh"], views=-1)
+
+
+def test_views_that_lose_an_image_name_it(run, monkeypatch):
+    """A view pass must read exactly the images the plain pass read."""
+    from grok_tf.compression import compress
+
+    real = compress.predict
+
+    def losing_one(spec, model, splits, *args, augment=False, **kwargs):
+        outputs, labels, weights, log = real(
+            spec, model, splits, *args, augment=augment, **kwargs
+        )
+        if augment:
+            lost = splits[0].refs[0]
+            summary = log.summary()
+            log = type("Log", (), {})()
+            log.summary = lambda: {**summary, "files": {lost: "gone"}}
+        return outputs, labels, weights, log
+
+    monkeypatch.setattr(compress, "predict", losing_one)
+    spec, _ = load_run(run)
+    first = compress.read_splits(spec, "train")[0].refs[0]
+    with pytest.raises(ValueError, match=f"{first}: read in one pass"):
+        compress_run(run, bits=8, verbose=0, views=1)

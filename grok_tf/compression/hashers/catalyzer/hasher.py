@@ -5,6 +5,7 @@ from typing import Any
 from typing import Self
 
 import keras
+import numpy as np
 from numpy.typing import ArrayLike
 
 from grok_tf.compression.binary_codes import pack_bits
@@ -67,7 +68,8 @@ class CatalyzerHasher(Hasher):
     positive is another view of the same photo with probability
     `view_share`, and a negative is never one. It needs no label, and
     teaches the hash what the trunk was trained to ignore (crop, flip,
-    colour). Product ids, when `label_share` is set, take precedence.
+    colour). Product ids, when `label_share` is set, take precedence (the
+    views of a photo without id then share an id of their own).
 
     Args:
         bits: the code length, a positive multiple of 8. Defaults to 256.
@@ -138,6 +140,8 @@ class CatalyzerHasher(Hasher):
         )
         self.label_share = None if label_share is None else float(label_share)
         self.view_share = float(view_share)
+        if not 0.0 <= self.view_share <= 1.0:
+            raise ValueError(f"view_share must be in [0, 1], got {view_share}")
         training.setdefault("lambda_koleo", DEFAULT_LAMBDA_KOLEO)
         self.training = training
         self.model = model
@@ -161,12 +165,16 @@ class CatalyzerHasher(Hasher):
             labels: optional int `[N]` product ids (-1: none), used only
                 when `label_share` is set (see the class docstring).
             groups: optional int `[N]`: rows of one group are views of one
-                photo (see the class docstring); ignored when `labels` are
-                used.
+                photo (see the class docstring). When `labels` are used,
+                the views of a photo without id share an id of their own.
         """
         rows = len(embeddings)
         supervision = {}
         if labels is not None and self.label_share is not None:
+            if groups is not None:  # a photo without id: its views as one
+                labels = np.asarray(labels, np.int64)
+                own = labels.max(initial=-1) + 1 + np.asarray(groups, np.int64)
+                labels = np.where(labels >= 0, labels, own)
             supervision = {"labels": labels, "label_share": self.label_share}
         elif groups is not None:
             supervision = {"labels": groups, "label_share": self.view_share}
