@@ -95,7 +95,7 @@ def compress_run(
         split: the split whose images are embedded to train on.
         epochs: Catalyzer training epochs (short for
             `options={"catalyzer": {"epochs": epochs}}`); None: the
-            Catalyzer's default (`CatalyzerHasher`, 2).
+            Catalyzer's default (`CatalyzerHasher`'s, 3).
         batch_size: images per forward pass when embedding.
         seed: seed of every hasher.
         verbose: 1 shows progress bars (embedding, Catalyzer epochs).

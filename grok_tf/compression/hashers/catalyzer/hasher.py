@@ -13,6 +13,7 @@ from grok_tf.compression.binary_codes import sign_bits
 from grok_tf.compression.hashers.base import Hasher
 from grok_tf.compression.hashers.base import register_hasher
 from grok_tf.compression.hashers.catalyzer.layer import catalyzer_codes
+from grok_tf.compression.hashers.catalyzer.training import check_init
 from grok_tf.compression.hashers.catalyzer.training import train_catalyzer
 
 # Anchors per Catalyzer training step (fewer when there are fewer rows).
@@ -24,7 +25,7 @@ DEFAULT_BATCH_SIZE = 256
 DEFAULT_EPOCHS = 3
 DEFAULT_HIDDEN_LAYERS = 0
 DEFAULT_INIT = "itq"
-DEFAULT_LEARNING_RATES = {"itq": 1e-3, "random": 1e-3}
+DEFAULT_LEARNING_RATE = 1e-3
 # KoLeo's weight: the paper's 0.05 spreads photos of one product apart.
 DEFAULT_LAMBDA_KOLEO = 0.02
 # The probability that a positive is another view of the anchor's photo.
@@ -123,20 +124,14 @@ class CatalyzerHasher(Hasher):
         if model is not None:
             bits = int(model.output_shape[-1])
         super().__init__(bits, seed)
-        if init not in DEFAULT_LEARNING_RATES:
-            raise ValueError(
-                f"init must be one of {tuple(DEFAULT_LEARNING_RATES)}, got "
-                f"{init!r}"
-            )
+        check_init(init)
         self.hidden = int(hidden)
         self.epochs = int(epochs)
         self.batch_size = batch_size
         self.hidden_layers = int(hidden_layers)
         self.init = init
-        self.learning_rate = (
-            DEFAULT_LEARNING_RATES[init]
-            if learning_rate is None
-            else float(learning_rate)
+        self.learning_rate = float(
+            DEFAULT_LEARNING_RATE if learning_rate is None else learning_rate
         )
         self.label_share = None if label_share is None else float(label_share)
         self.view_share = float(view_share)

@@ -156,7 +156,6 @@ def mine_negatives(outputs, input_neighbors, k_neg, labels=None):
     [3, 3, 3, 1]
     """
     window = k_neg + input_neighbors.shape[1]
-    same = None
     if labels is not None:
         labels = np.asarray(labels)
         counts = (
@@ -270,8 +269,7 @@ def train_catalyzer(
     (None, 32)
     """
     code_bytes(bits)
-    if init not in INITS:
-        raise ValueError(f"init must be one of {INITS}, got {init!r}")
+    check_init(init)
     if init == "itq" and hidden_layers:
         raise ValueError(
             f"init='itq' starts a linear Catalyzer: hidden_layers must be 0, "
@@ -330,6 +328,12 @@ def train_catalyzer(
             callbacks=[_StopAfterOneEpoch()],
         )
     return catalyzer
+
+
+def check_init(init):
+    """Raises a one-line ValueError unless `init` is one of `INITS`."""
+    if init not in INITS:
+        raise ValueError(f"init must be one of {INITS}, got {init!r}")
 
 
 def itq_start(embeddings, bits, seed=0):
