@@ -1,7 +1,7 @@
 """Hash retrieval quality: float vs Catalyzer vs ITQ vs LSH on val.
 
     GROK_DATA=/work/shared/datasets python benchmarks/hash_quality.py \\
-        --run RUN [--run RUN2 ...] [--views K] [--reuse]
+        --run RUN [--run RUN2 ...] [--views K] [--seeds N] [--reuse]
         [--json hash_quality.json]
 
 For each trained run: `grok_tf.compression.compress_run` with the
@@ -11,7 +11,11 @@ split), which also measures retrieval on the val split with every hasher
 then one table per id head and search (photo -> photo, and photo ->
 catalogue where the dataset has one): Recall@1/5/10 and mAP@R of the float
 embedding and of each hasher's codes, the Catalyzer minus ITQ, and the
-hasher `best_hasher` picks. Compress seconds are the wall time of the whole
+hasher `best_hasher` picks. With `--seeds N`, the Catalyzer and ITQ are
+also fitted with each of N seeds (the Catalyzer of seed s starts from ITQ
+of seed s) and the benchmark prints the mean, min and max of their paired
+differences and ITQ's own spread over seeds: one seed's comparison can be
+luck. Compress seconds are the wall time of the whole
 `compress_run` (embedding the train split, fitting, measuring val) and of
 each hasher's fit. `--views K` passes `compress_run(views=K)`: the
 Catalyzer also learns from K random training views of each photo (run it
@@ -31,12 +35,23 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
+
 from grok_tf.compression.compress import DEFAULT_VIEWS
 from grok_tf.compression.compress import SUMMARY
+from grok_tf.compression.compress import VALIDATION_SPLIT
 from grok_tf.compression.compress import best_hasher
 from grok_tf.compression.compress import compress_run
+from grok_tf.compression.compress import fit_hashers
+from grok_tf.compression.compress import product_ids
+from grok_tf.compression.hashers import hasher_class
+from grok_tf.evaluation.evaluate import retrieval_report
+from grok_tf.inference import predict
+from grok_tf.inference import predict_split
+from grok_tf.inference import read_splits
 from grok_tf.io.atomic_files import write_json
 from grok_tf.run_dir import HASHES
+from grok_tf.run_dir import load_run
 
 MEASURES = ("recall@1", "recall@5", "recall@10", "map@r")
 ROWS = ("float", "catalyzer", "itq", "lsh")
@@ -56,11 +71,11 @@ def compressed(run, reuse, views=None):
     return summary, round(time.perf_counter() - start, 1)
 
 
-def tables(run, summary):
+def tables(retrieval):
     """`{head: {search: {row: {measure: value}}}}` with a `catalyzer - itq`
-    row, from the summary's val retrieval."""
+    row, from a val retrieval report (`retrieval_report`)."""
     out = {}
-    for head, entry in summary["validation"]["retrieval"].items():
+    for head, entry in retrieval.items():
         if "same_as" in entry:
             continue
         for search, results in entry.items():
@@ -77,6 +92,61 @@ def tables(run, summary):
                 }
             out.setdefault(head, {})[search] = rows
     return out
+
+
+def seed_sweep(run, seeds, bits):
+    """Catalyzer and ITQ fitted with each seed in `range(seeds)` on the
+    run's training embeddings (package defaults, no views), measured on
+    val: `{head: {search: {"catalyzer" | "itq" | "catalyzer - itq":
+    {measure: [one value per seed]}}}}`. The Catalyzer of seed s starts
+    from ITQ's hash of seed s, so each difference is paired."""
+    spec, model = load_run(run)
+    outputs, labels, _, _ = predict(spec, model, read_splits(spec, "train"))
+    embeddings = outputs["embedding"]
+    ids = product_ids(spec, labels, len(embeddings))
+    val_outputs, val_labels, _, _ = predict_split(spec, model, VALIDATION_SPLIT)
+    sweep = {}
+    for seed in range(seeds):
+        unfitted = {
+            name: hasher_class(name)(bits=bits, seed=seed)
+            for name in ("catalyzer", "itq")
+        }
+        fitted, _, _ = fit_hashers(unfitted, embeddings, ids)
+        report = retrieval_report(
+            spec, model, val_outputs, val_labels, hashers=fitted
+        )
+        for head, searches in tables(report).items():
+            for search, rows in searches.items():
+                for row in ("catalyzer", "itq", "catalyzer - itq"):
+                    cell = sweep.setdefault(head, {}).setdefault(search, {})
+                    for m in MEASURES:
+                        values = cell.setdefault(row, {}).setdefault(m, [])
+                        values.append(rows[row][m])
+    return sweep
+
+
+def print_sweep(seeds, sweep):
+    print(
+        f"\nover hasher seeds 0..{seeds - 1} (Catalyzer of seed s from ITQ "
+        "of seed s):"
+    )
+    for head, searches in sweep.items():
+        for search, rows in searches.items():
+            print(f"\n{head} / {search}")
+            print(f"{'':<28}" + "".join(f"{m:>11}" for m in MEASURES))
+            lines = {
+                "itq mean": ("itq", np.mean),
+                "itq spread (max - min)": ("itq", np.ptp),
+                "catalyzer mean": ("catalyzer", np.mean),
+                "catalyzer - itq mean": ("catalyzer - itq", np.mean),
+                "catalyzer - itq min": ("catalyzer - itq", np.min),
+                "catalyzer - itq max": ("catalyzer - itq", np.max),
+            }
+            for label, (row, reduce) in lines.items():
+                cells = "".join(
+                    f"{float(reduce(rows[row][m])):>11.4f}" for m in MEASURES
+                )
+                print(f"{label:<28}{cells}")
 
 
 def print_run(run, summary, seconds, table):
@@ -125,6 +195,13 @@ def main():
         help="random training views per photo for the Catalyzer "
         f"(compress's default: {DEFAULT_VIEWS})",
     )
+    parser.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        help="also fit the Catalyzer and ITQ with seeds 0..N-1 and print "
+        "their paired differences and ITQ's spread over seeds",
+    )
     parser.add_argument("--json", help="also write the results here")
     args = parser.parse_args()
     results = {}
@@ -132,7 +209,7 @@ def main():
         summary, seconds = compressed(run, args.reuse, args.views)
         if not summary.get("validation"):
             raise SystemExit(f"{run}: no val split with an id head to measure")
-        table = tables(run, summary)
+        table = tables(summary["validation"]["retrieval"])
         print_run(run, summary, seconds, table)
         results[run] = {
             "compress_seconds": seconds,
@@ -143,6 +220,10 @@ def main():
             "scores": summary["validation"]["scores"],
             "val": table,
         }
+        if args.seeds > 1:
+            sweep = seed_sweep(run, args.seeds, summary["bits"])
+            print_sweep(args.seeds, sweep)
+            results[run]["seeds"] = sweep
     if args.json:
         write_json(args.json, results)
 

@@ -158,23 +158,9 @@ def compress_run(
     viewed = augmented_views(
         spec, model, splits, refs, views, batch_size, verbose
     )
-    fitted, seconds, skipped = {}, {}, {}
-    for name, hasher in unfitted.items():
-        start = time.perf_counter()
-        x, extra = embeddings, {}
-        if hasher.supervised:
-            extra["labels"] = ids
-        if views and hasher.learns_from_views:
-            x = np.concatenate([embeddings, *viewed])
-            extra["groups"] = np.tile(np.arange(len(embeddings)), views + 1)
-            if hasher.supervised:
-                extra["labels"] = np.tile(ids, views + 1)
-        try:
-            fitted[name] = hasher.fit(x, verbose=verbose, **extra)
-        except HasherFitError as error:
-            skipped[name] = str(error)
-            continue
-        seconds[name] = time.perf_counter() - start
+    fitted, seconds, skipped = fit_hashers(
+        unfitted, embeddings, ids, viewed, verbose
+    )
     summary = {
         "bits": bits,
         "split": split,
@@ -195,6 +181,47 @@ def compress_run(
             hasher.save(partial)
         write_json(partial / SUMMARY, summary)
     return summary
+
+
+def fit_hashers(hashers, embeddings, ids, viewed=(), verbose=0):
+    """Fits unfitted hashers on a split's embeddings, each as it learns.
+
+    A supervised hasher (`Hasher.supervised`) is also given the product
+    ids; one that learns from views (`Hasher.learns_from_views`) trains on
+    the embeddings followed by every view pass in `viewed`, told which rows
+    are views of one photo (`groups`); the others fit `embeddings` alone.
+
+    Args:
+        hashers: `name -> Hasher`, not fitted.
+        embeddings: float `[N, d]`.
+        ids: int64 `[N]` product ids (`product_ids`, -1: none).
+        viewed: float `[N, d]` view passes, row-aligned with `embeddings`.
+        verbose: the hashers' `fit` verbosity.
+
+    Returns:
+        `(fitted, seconds, skipped)`: `name -> Hasher`, `name -> fit
+        seconds`, and `name -> reason` for a hasher that raised a
+        `HasherFitError`.
+    """
+    fitted, seconds, skipped = {}, {}, {}
+    passes = len(viewed) + 1
+    for name, hasher in hashers.items():
+        start = time.perf_counter()
+        x, extra = embeddings, {}
+        if hasher.supervised:
+            extra["labels"] = ids
+        if viewed and hasher.learns_from_views:
+            x = np.concatenate([embeddings, *viewed])
+            extra["groups"] = np.tile(np.arange(len(embeddings)), passes)
+            if hasher.supervised:
+                extra["labels"] = np.tile(ids, passes)
+        try:
+            fitted[name] = hasher.fit(x, verbose=verbose, **extra)
+        except HasherFitError as error:
+            skipped[name] = str(error)
+            continue
+        seconds[name] = time.perf_counter() - start
+    return fitted, seconds, skipped
 
 
 def augmented_views(spec, model, splits, refs, views, batch_size=64, verbose=0):
