@@ -97,15 +97,14 @@ def tables(retrieval):
 def seed_sweep(run, seeds, bits):
     """Catalyzer and ITQ fitted with each seed in `range(seeds)` on the
     run's training embeddings (package defaults, no views), measured on
-    val: `{head: {search: {"catalyzer" | "itq" | "catalyzer - itq":
-    {measure: [one value per seed]}}}}`. The Catalyzer of seed s starts
-    from ITQ's hash of seed s, so each difference is paired."""
+    val: one `tables` per seed. The Catalyzer of seed s starts from ITQ's
+    hash of seed s, so each `catalyzer - itq` row is paired."""
     spec, model = load_run(run)
     outputs, labels, _, _ = predict(spec, model, read_splits(spec, "train"))
     embeddings = outputs["embedding"]
     ids = product_ids(spec, labels, len(embeddings))
     val_outputs, val_labels, _, _ = predict_split(spec, model, VALIDATION_SPLIT)
-    sweep = {}
+    per_seed = []
     for seed in range(seeds):
         unfitted = {
             name: hasher_class(name)(bits=bits, seed=seed)
@@ -115,37 +114,33 @@ def seed_sweep(run, seeds, bits):
         report = retrieval_report(
             spec, model, val_outputs, val_labels, hashers=fitted
         )
-        for head, searches in tables(report).items():
-            for search, rows in searches.items():
-                for row in ("catalyzer", "itq", "catalyzer - itq"):
-                    cell = sweep.setdefault(head, {}).setdefault(search, {})
-                    for m in MEASURES:
-                        values = cell.setdefault(row, {}).setdefault(m, [])
-                        values.append(rows[row][m])
-    return sweep
+        per_seed.append(tables(report))
+    return per_seed
 
 
-def print_sweep(seeds, sweep):
+def print_sweep(per_seed):
     print(
-        f"\nover hasher seeds 0..{seeds - 1} (Catalyzer of seed s from ITQ "
-        "of seed s):"
+        f"\nover hasher seeds 0..{len(per_seed) - 1} (Catalyzer of seed s "
+        "from ITQ of seed s):"
     )
-    for head, searches in sweep.items():
-        for search, rows in searches.items():
+    lines = {
+        "itq mean": ("itq", np.mean),
+        "itq spread (max - min)": ("itq", np.ptp),
+        "catalyzer mean": ("catalyzer", np.mean),
+        "catalyzer - itq mean": ("catalyzer - itq", np.mean),
+        "catalyzer - itq min": ("catalyzer - itq", np.min),
+        "catalyzer - itq max": ("catalyzer - itq", np.max),
+    }
+    for head, searches in per_seed[0].items():
+        for search in searches:
             print(f"\n{head} / {search}")
             print(f"{'':<28}" + "".join(f"{m:>11}" for m in MEASURES))
-            lines = {
-                "itq mean": ("itq", np.mean),
-                "itq spread (max - min)": ("itq", np.ptp),
-                "catalyzer mean": ("catalyzer", np.mean),
-                "catalyzer - itq mean": ("catalyzer - itq", np.mean),
-                "catalyzer - itq min": ("catalyzer - itq", np.min),
-                "catalyzer - itq max": ("catalyzer - itq", np.max),
-            }
             for label, (row, reduce) in lines.items():
-                cells = "".join(
-                    f"{float(reduce(rows[row][m])):>11.4f}" for m in MEASURES
-                )
+                values = [
+                    [table[head][search][row][m] for table in per_seed]
+                    for m in MEASURES
+                ]
+                cells = "".join(f"{float(reduce(v)):>11.4f}" for v in values)
                 print(f"{label:<28}{cells}")
 
 
@@ -221,9 +216,9 @@ def main():
             "val": table,
         }
         if args.seeds > 1:
-            sweep = seed_sweep(run, args.seeds, summary["bits"])
-            print_sweep(args.seeds, sweep)
-            results[run]["seeds"] = sweep
+            per_seed = seed_sweep(run, args.seeds, summary["bits"])
+            print_sweep(per_seed)
+            results[run]["seeds"] = per_seed
     if args.json:
         write_json(args.json, results)
 

@@ -210,7 +210,7 @@ def fit_hashers(hashers, embeddings, ids, viewed=(), verbose=0):
         x, extra = embeddings, {}
         if hasher.supervised:
             extra["labels"] = ids
-        if viewed and hasher.learns_from_views:
+        if passes > 1 and hasher.learns_from_views:
             x = np.concatenate([embeddings, *viewed])
             extra["groups"] = np.tile(np.arange(len(embeddings)), passes)
             if hasher.supervised:
