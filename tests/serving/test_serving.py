@@ -209,7 +209,7 @@ def test_served_outputs_equal_the_evaluated_ones(exported, photos, tmp_path):
 
 
 def test_bad_images_are_flagged_and_the_batch_survives(exported, photos):
-    _, model_dir = exported
+    run, model_dir = exported
     serve = tf.saved_model.load(str(latest_version(model_dir))).signatures[
         "serving_default"
     ]
@@ -251,8 +251,21 @@ def test_bad_images_are_flagged_and_the_batch_survives(exported, photos):
     np.testing.assert_allclose(
         embedding["png with alpha"], embedding["png"], atol=1e-6
     )
-    # The JPEG itself is decoded at 1/8 scale: close, not equal.
-    assert embedding["good"] @ embedding["png"] > 0.9
+    # Every valid image is scored as `evaluate` scores its file: the PNG
+    # decoded at full size, the JPEG at 1/8 scale. (How near the two
+    # embeddings are is the trained model's business, not serving's.)
+    spec, model = load_run(run)
+    prepare = EvalPreprocessor.for_spec(spec)
+    kept = [name for name, ok in valid.items() if ok]
+    expected = model(
+        np.stack([prepare(batch[n]) for n in kept]), training=False
+    )
+    np.testing.assert_allclose(
+        np.stack([embedding[n] for n in kept]), expected["embedding"], atol=1e-4
+    )
+    # The two decodes of one photo are near in pixels, not equal.
+    gap = np.abs(prepare(batch["good"]) - prepare(batch["png"])).mean()
+    assert 0 < gap < 10  # of 255; 5 on the 348 px val photos at 32 px
 
 
 def test_an_empty_batch_returns_empty_outputs(exported):
