@@ -32,7 +32,14 @@ def _set(raw, dotted, value):
         target[last] = value
 
 
-DELETE = object()
+class _Delete:
+    """The marker of a field a broken spec leaves out."""
+
+    def __repr__(self):  # a stable test id, the same in every process
+        return "DELETE"
+
+
+DELETE = _Delete()
 
 BROKEN = [
     ("modle", {}, "spec.yaml: modle: unknown key (did you mean 'model'?)"),
