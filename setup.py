@@ -45,6 +45,9 @@ setup(
         # tf.lite.Interpreter is deprecated in favour of LiteRT).
         "ai-edge-litert~=2.3",
     ],
-    extras_require={"test": ["pytest~=9.0", "ruff~=0.17"]},
+    extras_require={
+        # pytest-xdist: `make test` runs the suite on a worker per core.
+        "test": ["pytest~=9.0", "pytest-xdist~=3.8", "ruff~=0.17"]
+    },
     entry_points={"console_scripts": ["grok-tf = grok_tf.cli:main"]},
 )
