@@ -39,7 +39,6 @@ import numpy as np
 
 from grok_tf.compression.compress import DEFAULT_VIEWS
 from grok_tf.compression.compress import SUMMARY
-from grok_tf.compression.compress import VALIDATION_SPLIT
 from grok_tf.compression.compress import best_hasher
 from grok_tf.compression.compress import compress_run
 from grok_tf.compression.compress import fit_hashers
@@ -94,20 +93,23 @@ def tables(retrieval):
     return out
 
 
-def seed_sweep(run, seeds, bits):
+def seed_sweep(run, seeds, summary):
     """Catalyzer and ITQ fitted with each seed in `range(seeds)` on the
-    run's training embeddings (package defaults, no views), measured on
-    val: one `tables` per seed. The Catalyzer of seed s starts from ITQ's
-    hash of seed s, so each `catalyzer - itq` row is paired."""
+    embeddings of the split `compress_run` fitted on (package defaults, no
+    views), measured on its val split, at its bits (all from `summary`):
+    one `tables` per seed. The Catalyzer of seed s starts from ITQ's hash
+    of seed s, so each `catalyzer - itq` row is paired."""
     spec, model = load_run(run)
-    outputs, labels, _, _ = predict(spec, model, read_splits(spec, "train"))
+    splits = read_splits(spec, summary["split"])
+    outputs, labels, _, _ = predict(spec, model, splits)
     embeddings = outputs["embedding"]
     ids = product_ids(spec, labels, len(embeddings))
-    val_outputs, val_labels, _, _ = predict_split(spec, model, VALIDATION_SPLIT)
+    val_split = summary["validation"]["split"]
+    val_outputs, val_labels, _, _ = predict_split(spec, model, val_split)
     per_seed = []
     for seed in range(seeds):
         unfitted = {
-            name: hasher_class(name)(bits=bits, seed=seed)
+            name: hasher_class(name)(bits=summary["bits"], seed=seed)
             for name in ("catalyzer", "itq")
         }
         fitted, _, _ = fit_hashers(unfitted, embeddings, ids)
@@ -216,7 +218,7 @@ def main():
             "val": table,
         }
         if args.seeds > 1:
-            per_seed = seed_sweep(run, args.seeds, summary["bits"])
+            per_seed = seed_sweep(run, args.seeds, summary)
             print_sweep(per_seed)
             results[run]["seeds"] = per_seed
     if args.json:
